@@ -1,0 +1,174 @@
+package signer
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"sync"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// testNow is fixed so that lifetimes and caps are exact.
+var testNow = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+var defaultPolicy = Policy{
+	TrustDomain:           "cluster.local",
+	ControlPlaneNamespace: "linkerd",
+	MinDuration:           time.Hour,
+	MaxDuration:           8760 * time.Hour,
+}
+
+// seedCertificate is the Certificate of Linkerd's "automatically rotating
+// control plane TLS credentials" guide, pointed at this issuer.
+func seedCertificate() *cmapi.Certificate {
+	return &cmapi.Certificate{
+		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-identity-issuer", Namespace: "linkerd"},
+		Spec: cmapi.CertificateSpec{
+			SecretName:  "linkerd-identity-issuer",
+			Duration:    &metav1.Duration{Duration: 24 * time.Hour},
+			RenewBefore: &metav1.Duration{Duration: time.Hour},
+			CommonName:  "identity.linkerd.cluster.local",
+			DNSNames:    []string{"identity.linkerd.cluster.local"},
+			IsCA:        true,
+			PrivateKey:  &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
+			Usages:      []cmapi.KeyUsage{cmapi.UsageCertSign, cmapi.UsageCRLSign, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
+		},
+	}
+}
+
+// requestFor builds a request the way cert-manager and issuer-lib do: a
+// private key and CSR from the Certificate, then the CertificateRequest's
+// details as issuer-lib hands them to Sign.
+func requestFor(t testing.TB, crt *cmapi.Certificate, opts ...pki.GenerateCSROption) issuersigner.CertificateDetails {
+	t.Helper()
+	key, err := pki.GeneratePrivateKeyForCertificate(crt)
+	if err != nil {
+		t.Fatalf("generating key: %v", err)
+	}
+	return requestWithKey(t, crt, key, opts...)
+}
+
+func requestWithKey(t testing.TB, crt *cmapi.Certificate, key crypto.Signer, opts ...pki.GenerateCSROption) issuersigner.CertificateDetails {
+	t.Helper()
+	tmpl, err := pki.GenerateCSR(crt, opts...)
+	if err != nil {
+		t.Fatalf("generating CSR: %v", err)
+	}
+	der, err := pki.EncodeCSR(tmpl, key)
+	if err != nil {
+		t.Fatalf("encoding CSR: %v", err)
+	}
+	cr := &cmapi.CertificateRequest{Spec: cmapi.CertificateRequestSpec{
+		Request:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+		Duration: crt.Spec.Duration,
+		IsCA:     crt.Spec.IsCA,
+		Usages:   crt.Spec.Usages,
+	}}
+	details, err := issuersigner.CertificateRequestObjectFromCertificateRequest(cr).GetCertificateDetails()
+	if err != nil {
+		t.Fatalf("request details: %v", err)
+	}
+	return details
+}
+
+type anchorSpec struct {
+	key       crypto.Signer
+	notBefore time.Time
+	notAfter  time.Time
+	isCA      bool
+	keyUsage  x509.KeyUsage
+	extUsage  []x509.ExtKeyUsage
+	pathLen   int // -1: none
+	sigAlg    x509.SignatureAlgorithm
+}
+
+func defaultAnchorSpec(t testing.TB) anchorSpec {
+	return anchorSpec{
+		key:       p256Key(t),
+		notBefore: testNow.Add(-24 * time.Hour),
+		notAfter:  testNow.Add(10 * 365 * 24 * time.Hour),
+		isCA:      true,
+		keyUsage:  x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		pathLen:   -1,
+	}
+}
+
+// makeAnchor returns the PEM of a self-signed root like `step certificate
+// create identity.linkerd.cluster.local ca.crt ca.key --profile root-ca`.
+func makeAnchor(t testing.TB, s anchorSpec) (certPEM, keyPEM []byte) {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "root.linkerd.cluster.local"},
+		NotBefore:             s.notBefore,
+		NotAfter:              s.notAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  s.isCA,
+		KeyUsage:              s.keyUsage,
+		ExtKeyUsage:           s.extUsage,
+		MaxPathLen:            s.pathLen,
+		MaxPathLenZero:        s.pathLen == 0,
+		SignatureAlgorithm:    s.sigAlg,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.key.Public(), s.key)
+	if err != nil {
+		t.Fatalf("creating anchor: %v", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(s.key)
+	if err != nil {
+		t.Fatalf("encoding anchor key: %v", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
+func parsedAnchor(t testing.TB, s anchorSpec) *Anchor {
+	t.Helper()
+	certPEM, keyPEM := makeAnchor(t, s)
+	a, err := ParseAnchor(certPEM, keyPEM, testNow)
+	if err != nil {
+		t.Fatalf("ParseAnchor: %v", err)
+	}
+	return a
+}
+
+func p256Key(t testing.TB) crypto.Signer {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// RSA keys are slow to make; each size is made once per test binary.
+var (
+	rsaKeysMu sync.Mutex
+	rsaKeys   = map[int]*rsa.PrivateKey{}
+)
+
+func rsaKey(t testing.TB, bits int) *rsa.PrivateKey {
+	t.Helper()
+	rsaKeysMu.Lock()
+	defer rsaKeysMu.Unlock()
+	if k, ok := rsaKeys[bits]; ok {
+		return k
+	}
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKeys[bits] = k
+	return k
+}

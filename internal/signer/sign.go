@@ -1,0 +1,103 @@
+package signer
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"time"
+
+	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+)
+
+// ClockSkew is how far NotBefore is backdated, so that a control plane whose
+// clock lags ours still sees the issuer as valid.
+const ClockSkew = time.Minute
+
+// serialLimit bounds serial numbers to 128 random bits (CA/B Forum asks for
+// at least 64).
+var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
+
+// Issued is a signed Linkerd identity issuer certificate.
+type Issued struct {
+	// CertificatePEM is the issued certificate alone (tls.crt).
+	CertificatePEM []byte
+	// CAPEM is the trust anchor (ca.crt).
+	CAPEM []byte
+	// NotAfter is the issued certificate's expiry.
+	NotAfter time.Time
+	// CappedAt is set when the requested lifetime would have outlived the
+	// trust anchor and NotAfter was cut to the anchor's NotAfter.
+	CappedAt *time.Time
+}
+
+// Sign checks the request against the policy and, if it holds, signs it with
+// the anchor at now. Nothing is copied from the CSR but its public key and
+// the names the policy has already pinned.
+func Sign(p Policy, anchor *Anchor, req issuersigner.CertificateDetails, now time.Time) (*Issued, error) {
+	csr, err := p.Check(req)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, capped := Template(p, anchor, csr, req, now)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, anchor.Certificate, csr.PublicKey, anchor.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signing the issuer certificate: %w", err)
+	}
+	issued := &Issued{
+		CertificatePEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		CAPEM:          anchor.PEM,
+		NotAfter:       tmpl.NotAfter,
+	}
+	if capped {
+		issued.CappedAt = &tmpl.NotAfter
+	}
+	return issued, nil
+}
+
+// Template is the certificate Sign issues for a request the policy accepted.
+// It reports whether NotAfter was capped at the anchor's.
+func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req issuersigner.CertificateDetails, now time.Time) (*x509.Certificate, bool) {
+	serial, err := rand.Int(rand.Reader, serialLimit)
+	if err != nil {
+		// crypto/rand never fails on supported platforms.
+		panic(fmt.Sprintf("reading random serial: %v", err))
+	}
+	notBefore := now.Add(-ClockSkew)
+	if notBefore.Before(anchor.Certificate.NotBefore) {
+		notBefore = anchor.Certificate.NotBefore
+	}
+	notAfter, capped := now.Add(req.Duration), false
+	if notAfter.After(anchor.Certificate.NotAfter) {
+		notAfter, capped = anchor.Certificate.NotAfter, true
+	}
+	cn := p.CommonName()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | req.KeyUsage&x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		// Linkerd's identity service and `linkerd check` want SHA-256
+		// whatever the anchor's key size; x509's default would pick SHA-384
+		// or SHA-512 for larger RSA keys.
+		SignatureAlgorithm: x509.ECDSAWithSHA256,
+	}
+	if _, ok := anchor.Key.Public().(*rsa.PublicKey); ok {
+		tmpl.SignatureAlgorithm = x509.SHA256WithRSA
+	}
+	if len(csr.DNSNames) > 0 {
+		tmpl.DNSNames = []string{cn}
+	}
+	// SubjectKeyId is derived from the public key by x509.CreateCertificate
+	// for CA templates, and AuthorityKeyId taken from the anchor's.
+	return tmpl, capped
+}
