@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -9,6 +11,8 @@ import (
 const (
 	DefaultTrustDomain           = "cluster.local"
 	DefaultControlPlaneNamespace = "linkerd"
+	DefaultMinDuration           = time.Hour
+	DefaultMaxDuration           = 8760 * time.Hour
 )
 
 // IssuerSpec is shared by LinkerdCAIssuer and LinkerdCAClusterIssuer: where

@@ -71,9 +71,15 @@ func TestParseAnchor(t *testing.T) {
 			c2, _ := makeAnchor(t, defaultAnchorSpec(t))
 			return append(c, c2...), k
 		}, want: "tls.crt holds 2 certificates; it must hold exactly one, the trust anchor (root CA) Linkerd trusts"},
-		{name: "tls.crt not PEM", anchor: func(t testing.TB) ([]byte, []byte) { _, k := makeAnchor(t, defaultAnchorSpec(t)); return []byte("hello"), k },
+		{name: "tls.crt not PEM", anchor: func(t testing.TB) ([]byte, []byte) {
+			_, k := makeAnchor(t, defaultAnchorSpec(t))
+			return []byte("hello"), k
+		},
 			want: "tls.crt does not decode as a PEM certificate: error decoding certificate PEM block: no valid certificates found"},
-		{name: "tls.key not PEM", anchor: func(t testing.TB) ([]byte, []byte) { c, _ := makeAnchor(t, defaultAnchorSpec(t)); return c, []byte("hello") },
+		{name: "tls.key not PEM", anchor: func(t testing.TB) ([]byte, []byte) {
+			c, _ := makeAnchor(t, defaultAnchorSpec(t))
+			return c, []byte("hello")
+		},
 			want: "tls.key does not decode as a PEM private key: error decoding private key PEM block: no PEM data was found in given input"},
 		{name: "oversized tls.crt", anchor: func(t testing.TB) ([]byte, []byte) {
 			c, k := makeAnchor(t, defaultAnchorSpec(t))

@@ -72,7 +72,7 @@ var (
 )
 
 const (
-	usagesNeeded = "a Linkerd identity issuer needs cert sign, crl sign, server auth, client auth"
+	usagesNeeded  = "a Linkerd identity issuer needs cert sign, crl sign, server auth, client auth"
 	usagesAllowed = "a Linkerd identity issuer may have only cert sign, crl sign, server auth, client auth and digital signature"
 )
 

@@ -1,0 +1,61 @@
+// Command linkerd-ca-issuer is a cert-manager external issuer that signs
+// Linkerd's identity issuer certificate from a trust anchor Secret.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "linkerd-ca-issuer:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var opts controller.Options
+	var logOpts zap.Options
+	opts.BindFlags(flag.CommandLine)
+	logOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
+	if err := opts.Complete(); err != nil {
+		return err
+	}
+
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), opts.ManagerOptions(scheme))
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controller.Setup(ctx, mgr, &opts); err != nil {
+		return fmt.Errorf("setting up the controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting", "clusterResourceNamespace", opts.ClusterResourceNamespace, "watchNamespaces", opts.WatchNamespaces)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,95 @@
+package controller
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+)
+
+// Options are the controller's command-line settings.
+type Options struct {
+	MetricsAddr              string
+	ProbeAddr                string
+	LeaderElect              bool
+	LeaderElectionNamespace  string
+	ClusterResourceNamespace string
+	WatchNamespaces          []string
+	MaxRetryDuration         time.Duration
+
+	watchNamespaces string
+}
+
+// BindFlags registers the options as flags with their defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader so that only one replica signs at a time.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the namespace the controller runs in).")
+	fs.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "", "Namespace LinkerdCAClusterIssuers read their trust anchor Secret from (default: the namespace the controller runs in).")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", v1alpha1.DefaultControlPlaneNamespace, "Comma-separated namespaces whose Secrets LinkerdCAIssuers may use as trust anchors; the cluster resource namespace is always added.")
+	fs.DurationVar(&o.MaxRetryDuration, "max-retry-duration", DefaultMaxRetryDuration, "How long a request is retried after errors that are not policy refusals before it is failed.")
+}
+
+// Complete fills the defaults that depend on where the controller runs and
+// checks the result.
+func (o *Options) Complete() error {
+	ns := podNamespace()
+	if o.ClusterResourceNamespace == "" {
+		o.ClusterResourceNamespace = ns
+	}
+	if o.LeaderElectionNamespace == "" {
+		o.LeaderElectionNamespace = ns
+	}
+	if o.ClusterResourceNamespace == "" || (o.LeaderElect && o.LeaderElectionNamespace == "") {
+		return errors.New("cannot tell which namespace the controller runs in: set POD_NAMESPACE, or --cluster-resource-namespace (and --leader-election-namespace)")
+	}
+	if o.MaxRetryDuration <= 0 {
+		return fmt.Errorf("--max-retry-duration must be positive, got %s", o.MaxRetryDuration)
+	}
+	o.WatchNamespaces = nil
+	for _, n := range append(strings.Split(o.watchNamespaces, ","), o.ClusterResourceNamespace) {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(o.WatchNamespaces, n) {
+			o.WatchNamespaces = append(o.WatchNamespaces, n)
+		}
+	}
+	return nil
+}
+
+// ManagerOptions are the controller-runtime manager settings the options
+// imply, with the Secret cache scoped to the watched namespaces.
+func (o *Options) ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
+	return ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   CacheOptions(o.WatchNamespaces),
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "linkerd-ca-issuer-leader",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// Step down promptly on SIGTERM so that a rollout's new leader takes
+		// over without waiting for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+	}
+}
+
+// podNamespace is the namespace the controller runs in: POD_NAMESPACE (the
+// Helm chart sets it from the downward API), else the service account's.
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return ""
+}
