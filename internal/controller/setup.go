@@ -87,12 +87,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 // anchorSecretNameField indexes issuers by spec.trustAnchorSecretName.
 const anchorSecretNameField = ".spec.trustAnchorSecretName"
 
+func anchorSecretNameOf(o client.Object) []string {
+	return []string{specOf(o.(issuerapi.Issuer)).TrustAnchorSecretName}
+}
+
 func indexAnchorSecretName(ctx context.Context, mgr ctrl.Manager) error {
-	extract := func(o client.Object) []string {
-		return []string{specOf(o.(issuerapi.Issuer)).TrustAnchorSecretName}
-	}
 	for _, obj := range []client.Object{&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}} {
-		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, anchorSecretNameField, extract); err != nil {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, anchorSecretNameField, anchorSecretNameOf); err != nil {
 			return fmt.Errorf("indexing %T by trust anchor Secret: %w", obj, err)
 		}
 	}

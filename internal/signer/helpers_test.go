@@ -17,7 +17,8 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
 )
 
 // testNow is fixed so that lifetimes and caps are exact.
@@ -30,23 +31,8 @@ var defaultPolicy = Policy{
 	MaxDuration:           8760 * time.Hour,
 }
 
-// seedCertificate is the Certificate of Linkerd's "automatically rotating
-// control plane TLS credentials" guide, pointed at this issuer.
-func seedCertificate() *cmapi.Certificate {
-	return &cmapi.Certificate{
-		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-identity-issuer", Namespace: "linkerd"},
-		Spec: cmapi.CertificateSpec{
-			SecretName:  "linkerd-identity-issuer",
-			Duration:    &metav1.Duration{Duration: 24 * time.Hour},
-			RenewBefore: &metav1.Duration{Duration: time.Hour},
-			CommonName:  "identity.linkerd.cluster.local",
-			DNSNames:    []string{"identity.linkerd.cluster.local"},
-			IsCA:        true,
-			PrivateKey:  &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
-			Usages:      []cmapi.KeyUsage{cmapi.UsageCertSign, cmapi.UsageCRLSign, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
-		},
-	}
-}
+// seedCertificate is the Certificate of Linkerd's guide.
+func seedCertificate() *cmapi.Certificate { return testpki.SeedCertificate("linkerd") }
 
 // requestFor builds a request the way cert-manager and issuer-lib do: a
 // private key and CSR from the Certificate, then the CertificateRequest's

@@ -1,0 +1,67 @@
+//go:build e2e
+
+// Package e2e replays Linkerd's identity issuer flow against a real API
+// server, real cert-manager controllers and the issuer's real binary: the
+// local control plane of internal/localcp, or with USE_EXISTING_CLUSTER=true
+// the cluster in KUBECONFIG (where cert-manager and the issuer must already
+// run, watching the namespaces below).
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
+)
+
+// Each scenario has a namespace of its own; the issuer watches them all.
+const (
+	nsLinkerd   = "linkerd"
+	nsRotation  = "e2e-rotation"
+	nsRefusals  = "e2e-refusals"
+	nsHealth    = "e2e-health"
+	nsDenied    = "e2e-denied"
+	nsCluster   = localcp.IssuerNamespace
+	issuerGroup = "linkerdca.io"
+)
+
+var (
+	cp  *localcp.ControlPlane
+	cl  client.Client
+	ctx = context.Background()
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	start := time.Now()
+	var err error
+	cp, err = localcp.Start(ctx, localcp.Options{
+		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied},
+		Logf:            func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cannot start the control plane:", err)
+		return 1
+	}
+	fmt.Printf("e2e: control plane up in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), cp.Dir)
+	cl = cp.Client
+	code := m.Run()
+	if code != 0 {
+		fmt.Println(cp.Logs(60))
+	}
+	if err := cp.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stopping the control plane:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}

@@ -1,0 +1,343 @@
+// Package localcp brings up a real, local control plane for the e2e suite
+// and the demo: etcd and kube-apiserver through envtest, cert-manager's own
+// controllers and this project's issuer binary as subprocesses, each with the
+// identity and permissions it would have in a cluster. The binaries come
+// from bin/, built by the Makefile from the Go module proxy.
+//
+// With USE_EXISTING_CLUSTER=true it attaches to the cluster in KUBECONFIG
+// instead, where cert-manager and the issuer are already installed.
+package localcp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+)
+
+// IssuerNamespace is where the issuer runs: its leader election Lease and
+// the LinkerdCAClusterIssuers' trust anchors live there.
+const IssuerNamespace = "linkerd-ca-issuer"
+
+// IssuerUser is the identity the issuer binary runs as, the one its Helm
+// chart's service account has in a cluster.
+const IssuerUser = "system:serviceaccount:" + IssuerNamespace + ":linkerd-ca-issuer"
+
+// Options shape the control plane.
+type Options struct {
+	// RepoRoot holds bin/ and config/; found from the working directory when
+	// empty.
+	RepoRoot string
+	// WatchNamespaces are where LinkerdCAIssuers may live; the issuer gets
+	// the generated Secret Role in each. linkerd when empty.
+	WatchNamespaces []string
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// ControlPlane is a running control plane and what runs against it.
+type ControlPlane struct {
+	// Config and Client act as cluster admin.
+	Config *rest.Config
+	Client client.Client
+	// Existing is true when attached to a cluster with USE_EXISTING_CLUSTER.
+	Existing bool
+	// Dir holds kubeconfigs and process logs; removed by Stop.
+	Dir string
+	// AdminKubeconfig is a kubeconfig file for kubectl.
+	AdminKubeconfig string
+	// IssuerMetricsAddr is the issuer's metrics endpoint (local only).
+	IssuerMetricsAddr string
+
+	env   *envtest.Environment
+	procs []*process
+	opts  Options
+}
+
+// Scheme knows the kinds the suite uses.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// Start brings the control plane up. On error, everything already started
+// is stopped again.
+func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if len(opts.WatchNamespaces) == 0 {
+		opts.WatchNamespaces = []string{v1alpha1.DefaultControlPlaneNamespace}
+	}
+	if opts.RepoRoot == "" {
+		if opts.RepoRoot, err = repoRoot(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "linkerd-ca-issuer-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	cp = &ControlPlane{Dir: dir, opts: opts, Existing: os.Getenv("USE_EXISTING_CLUSTER") == "true"}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, cp.Stop())
+			cp = nil
+		}
+	}()
+
+	cp.env = &envtest.Environment{
+		Scheme:                Scheme(),
+		BinaryAssetsDirectory: filepath.Join(opts.RepoRoot, "bin"),
+		ErrorIfCRDPathMissing: true,
+	}
+	if !cp.Existing {
+		for _, bin := range []string{"etcd", "kube-apiserver", "cert-manager-controller", "linkerd-ca-issuer"} {
+			if _, err := os.Stat(filepath.Join(opts.RepoRoot, "bin", bin)); err != nil {
+				return cp, fmt.Errorf("bin/%s is missing; build it with 'make tools build' (the e2e and demo targets do): %w", bin, err)
+			}
+		}
+		cmCRDs, err := certManagerCRDs(opts.RepoRoot)
+		if err != nil {
+			return cp, err
+		}
+		cp.env.CRDDirectoryPaths = []string{cmCRDs, filepath.Join(opts.RepoRoot, "config", "crd", "bases")}
+	}
+	opts.Logf("starting etcd and kube-apiserver")
+	if cp.Config, err = cp.env.Start(); err != nil {
+		return cp, fmt.Errorf("starting the control plane: %w", err)
+	}
+	if cp.Client, err = client.New(cp.Config, client.Options{Scheme: cp.env.Scheme}); err != nil {
+		return cp, err
+	}
+	if cp.AdminKubeconfig, err = cp.writeKubeconfig("admin", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
+		return cp, err
+	}
+	for _, ns := range append([]string{IssuerNamespace}, opts.WatchNamespaces...) {
+		if err := cp.ensureNamespace(ctx, ns); err != nil {
+			return cp, err
+		}
+	}
+	if cp.Existing {
+		return cp, nil
+	}
+
+	opts.Logf("granting the issuer the RBAC generated from its markers")
+	if err := cp.bindIssuerRBAC(ctx); err != nil {
+		return cp, err
+	}
+	opts.Logf("starting cert-manager's controllers")
+	if err := cp.startCertManager(); err != nil {
+		return cp, err
+	}
+	opts.Logf("starting the issuer")
+	if err := cp.startIssuer(ctx); err != nil {
+		return cp, err
+	}
+	return cp, nil
+}
+
+// Stop ends every process, the control plane, and removes Dir.
+func (cp *ControlPlane) Stop() error {
+	var errs []error
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		errs = append(errs, cp.procs[i].stop())
+	}
+	if cp.env != nil {
+		errs = append(errs, cp.env.Stop())
+	}
+	errs = append(errs, os.RemoveAll(cp.Dir))
+	return errors.Join(errs...)
+}
+
+// Logs returns the tail of every subprocess log, for a failing test.
+func (cp *ControlPlane) Logs(lines int) string {
+	var b strings.Builder
+	for _, p := range cp.procs {
+		raw, _ := os.ReadFile(p.log)
+		all := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+		fmt.Fprintf(&b, "==> %s (last %d lines) <==\n%s\n", p.name, lines, strings.Join(all[max(0, len(all)-lines):], "\n"))
+	}
+	return b.String()
+}
+
+// LogPath is where a subprocess writes its log.
+func (cp *ControlPlane) LogPath(name string) string { return filepath.Join(cp.Dir, name+".log") }
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "config", "crd")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the repository root (a directory with go.mod and config/crd) above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// certManagerCRDs is deploy/crds of the cert-manager module the product
+// builds against, so the CRDs always match the controllers.
+func certManagerCRDs(repo string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the cert-manager module for its CRDs (go list -m): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
+}
+
+func (cp *ControlPlane) ensureNamespace(ctx context.Context, name string) error {
+	err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+func (cp *ControlPlane) writeKubeconfig(name string, user envtest.User) (string, error) {
+	u, err := cp.env.AddUser(user, nil)
+	if err != nil {
+		return "", fmt.Errorf("provisioning user %s: %w", user.Name, err)
+	}
+	raw, err := u.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(cp.Dir, name+".kubeconfig")
+	return path, os.WriteFile(path, raw, 0o600)
+}
+
+// bindIssuerRBAC applies config/rbac/role.yaml, generated from the
+// controller's markers, and binds it to IssuerUser: the ClusterRole as is,
+// the Secret-reading Role (generated for namespace linkerd) in every watched
+// namespace, and the issuer namespace's Role there.
+func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
+	raw, err := os.ReadFile(filepath.Join(cp.opts.RepoRoot, "config", "rbac", "role.yaml"))
+	if err != nil {
+		return err
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: IssuerUser}}
+	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return fmt.Errorf("config/rbac/role.yaml: %w", err)
+		}
+		switch meta.Kind {
+		case "ClusterRole":
+			var role rbacv1.ClusterRole
+			if err := yaml.UnmarshalStrict(doc, &role); err != nil {
+				return err
+			}
+			binding := &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+				Subjects:   subject,
+			}
+			if err := cp.createAll(ctx, &role, binding); err != nil {
+				return err
+			}
+		case "Role":
+			var role rbacv1.Role
+			if err := yaml.UnmarshalStrict(doc, &role); err != nil {
+				return err
+			}
+			namespaces := []string{role.Namespace}
+			if role.Namespace == v1alpha1.DefaultControlPlaneNamespace {
+				namespaces = cp.opts.WatchNamespaces
+			}
+			for _, ns := range namespaces {
+				r := role.DeepCopy()
+				r.Namespace = ns
+				binding := &rbacv1.RoleBinding{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role.Name},
+					RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+					Subjects:   subject,
+				}
+				if err := cp.createAll(ctx, r, binding); err != nil {
+					return err
+				}
+			}
+		case "":
+		default:
+			return fmt.Errorf("config/rbac/role.yaml: unexpected kind %s", meta.Kind)
+		}
+	}
+	return nil
+}
+
+func (cp *ControlPlane) createAll(ctx context.Context, objs ...client.Object) error {
+	for _, o := range objs {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("creating %T %s: %w", o, client.ObjectKeyFromObject(o), err)
+		}
+	}
+	return nil
+}
+
+func (cp *ControlPlane) startCertManager() error {
+	kubeconfig, err := cp.writeKubeconfig("cert-manager", envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}})
+	if err != nil {
+		return err
+	}
+	return cp.start("cert-manager", filepath.Join(cp.opts.RepoRoot, "bin", "cert-manager-controller"), nil,
+		"--kubeconfig="+kubeconfig, "--cluster-resource-namespace=cert-manager", "--v=2")
+}
+
+func (cp *ControlPlane) startIssuer(ctx context.Context) error {
+	kubeconfig, err := cp.writeKubeconfig("issuer", envtest.User{Name: IssuerUser})
+	if err != nil {
+		return err
+	}
+	metrics, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	probes, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cp.IssuerMetricsAddr = metrics
+	if err := cp.start("issuer", filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), []string{"POD_NAMESPACE=" + IssuerNamespace},
+		"--kubeconfig="+kubeconfig,
+		"--watch-namespaces="+strings.Join(cp.opts.WatchNamespaces, ","),
+		"--metrics-bind-address="+metrics,
+		"--health-probe-bind-address="+probes,
+		"--zap-log-level=debug",
+	); err != nil {
+		return err
+	}
+	return waitHTTP(ctx, "http://"+probes+"/readyz", 60*time.Second)
+}

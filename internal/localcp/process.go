@@ -1,0 +1,111 @@
+package localcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// process is a subprocess that dies with the test binary (Pdeathsig) and is
+// stopped gracefully by Stop.
+type process struct {
+	name string
+	log  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func (cp *ControlPlane) start(name, bin string, env []string, args ...string) error {
+	log, err := os.Create(cp.LogPath(name))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &process{name: name, log: log.Name(), cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		p.done <- cmd.Wait()
+		log.Close()
+	}()
+	cp.procs = append(cp.procs, p)
+	return nil
+}
+
+// stop sends SIGTERM, and SIGKILL after ten seconds.
+func (p *process) stop() error {
+	select {
+	case err := <-p.done:
+		return exitError(p.name, err)
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return fmt.Errorf("%s did not stop within 10s of SIGTERM and was killed", p.name)
+	}
+}
+
+func exitError(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s exited early: %w", name, err)
+}
+
+// Exited reports a subprocess that is no longer running.
+func (cp *ControlPlane) Exited() error {
+	for _, p := range cp.procs {
+		select {
+		case err := <-p.done:
+			p.done <- err // keep it for stop
+			return fmt.Errorf("%s exited (%v); see %s", p.name, err, p.log)
+		default:
+		}
+	}
+	return nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(fmt.Errorf("%s not ready within %s", url, timeout), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

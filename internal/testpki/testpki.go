@@ -1,0 +1,109 @@
+// Package testpki makes the certificates and requests tests need: trust
+// anchors like Linkerd's guide creates with step, and requests shaped the
+// way cert-manager builds them from the guide's Certificate.
+package testpki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// IdentityCommonName is the default Linkerd identity issuer name.
+const IdentityCommonName = "identity.linkerd.cluster.local"
+
+// SeedCertificate is the linkerd-identity-issuer Certificate of Linkerd's
+// "automatically rotating control plane TLS credentials" guide, with its
+// issuerRef left for the caller.
+func SeedCertificate(namespace string) *cmapi.Certificate {
+	return &cmapi.Certificate{
+		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-identity-issuer", Namespace: namespace},
+		Spec: cmapi.CertificateSpec{
+			SecretName:  "linkerd-identity-issuer",
+			Duration:    &metav1.Duration{Duration: 24 * time.Hour},
+			RenewBefore: &metav1.Duration{Duration: time.Hour},
+			CommonName:  IdentityCommonName,
+			DNSNames:    []string{IdentityCommonName},
+			IsCA:        true,
+			PrivateKey:  &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm},
+			Usages:      []cmapi.KeyUsage{cmapi.UsageCertSign, cmapi.UsageCRLSign, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
+		},
+	}
+}
+
+// Anchor is a trust anchor in the PEM form its Secret holds.
+type Anchor struct {
+	Certificate *x509.Certificate
+	Key         crypto.Signer
+	CertPEM     []byte
+	KeyPEM      []byte
+}
+
+// NewAnchor makes a self-signed ECDSA P-256 root CA valid from notBefore to
+// notAfter, like `step certificate create --profile root-ca`.
+func NewAnchor(notBefore, notAfter time.Time) (*Anchor, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "root.linkerd.cluster.local"},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            1,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodePrivateKey(key, cmapi.PKCS8)
+	if err != nil {
+		return nil, err
+	}
+	return &Anchor{
+		Certificate: cert,
+		Key:         key,
+		CertPEM:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:      keyPEM,
+	}, nil
+}
+
+// CSRFor returns a PEM CSR for crt the way cert-manager generates it, and
+// the private key it carries.
+func CSRFor(crt *cmapi.Certificate) ([]byte, crypto.Signer, error) {
+	key, err := pki.GeneratePrivateKeyForCertificate(crt)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl, err := pki.GenerateCSR(crt)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := pki.EncodeCSR(tmpl, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), key, nil
+}
