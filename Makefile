@@ -1,13 +1,22 @@
-# linkerd-ca-issuer — every target works from a clean clone: tools are built
-# from the Go module proxy into bin/ (git-ignored) and reused when present.
+# linkerd-ca-issuer — every target works from a clean clone: the tools are
+# built from the Go module proxy into bin/ (git-ignored) and reused while
+# hack/tools/go.mod and go.sum are unchanged.
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
-BIN          := $(CURDIR)/bin
-TOOLS_MOD    := hack/tools/go.mod
+BIN       := $(CURDIR)/bin
+TOOLS     := hack/tools
+TOOLS_MOD := $(TOOLS)/go.mod $(TOOLS)/go.sum
+FUZZTIME  ?= 5s
+
 CONTROLLER_GEN := $(BIN)/controller-gen
-FUZZTIME     ?= 5s
+ETCD           := $(BIN)/etcd
+KUBE_APISERVER := $(BIN)/kube-apiserver
+KUBECTL        := $(BIN)/kubectl
+CERT_MANAGER   := $(BIN)/cert-manager-controller
+HELM           := $(BIN)/helm
+E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER)
 
 .PHONY: all
 all: build
@@ -27,19 +36,24 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from the marke
 	$(CONTROLLER_GEN) rbac:roleName=linkerd-ca-issuer paths=./internal/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: verify
-verify: generate ## Fail on stale generated files, unformatted code or vet findings.
+verify: generate ## Fail on stale generated files, unformatted code, vet findings or a cert-manager version skew.
 	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
 		echo "generated files are stale; run 'make generate' and commit:"; \
-		git status --porcelain -- api config; git diff --stat -- api config; exit 1; fi
+		git status --porcelain -- api config; exit 1; fi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
-	cd hack/tools && go vet -tags tools ./...
+	go vet -tags e2e ./e2e/...
+	cd $(TOOLS) && go vet ./...
+	@product="$$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
+		tools="$$(cd $(TOOLS) && go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
+		if [ "$$product" != "$$tools" ]; then \
+		echo "cert-manager is $$product in go.mod but $$tools in $(TOOLS)/go.mod; the e2e controllers must match"; exit 1; fi
 
 ##@ Test
 
 .PHONY: test
-test: verify unit fuzz ## Every test: generated-file check, unit tests, fuzz smoke.
+test: verify unit fuzz e2e ## Every test: generated files, unit tests, fuzz smoke, e2e on a local control plane.
 
 .PHONY: unit
 unit: ## Unit tests (policy, signing, anchor checks, controller with a fake client).
@@ -50,18 +64,38 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 5s).
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzPolicyCheck$$' -fuzztime $(FUZZTIME)
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzParseAnchor$$' -fuzztime $(FUZZTIME)
 
+.PHONY: e2e
+e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_CLUSTER=true: on KUBECONFIG's cluster).
+	go test -tags e2e -count=1 -timeout 20m -v ./e2e/
+
 .PHONY: bench
-bench: ## Benchmarks behind docs/performance.md.
-	go test ./internal/signer -run '^$$' -bench 'Sign|CreateCertificate' -benchmem -count 6
+bench: ## The benchmarks behind docs/performance.md.
+	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6
 
-##@ Tools
+##@ Demo
 
-$(CONTROLLER_GEN): $(TOOLS_MOD)
-	cd hack/tools && GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen
+.PHONY: demo
+demo: build $(E2E_TOOLS) $(KUBECTL) ## Replay Linkerd's flow on a local control plane and show the result (DEMO_EXIT=1 to exit after).
+	go run ./hack/demo
+
+##@ Tools (built from the Go module proxy, pinned in hack/tools/go.mod)
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) ## Build every tool into bin/.
+tools: $(CONTROLLER_GEN) $(E2E_TOOLS) $(KUBECTL) $(HELM) ## Build every tool into bin/.
+
+$(CONTROLLER_GEN): $(TOOLS_MOD)
+	cd $(TOOLS) && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+$(KUBE_APISERVER): $(TOOLS_MOD)
+	cd $(TOOLS) && go build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+$(KUBECTL): $(TOOLS_MOD)
+	cd $(TOOLS) && go build -o $@ k8s.io/kubernetes/cmd/kubectl
+$(HELM): $(TOOLS_MOD)
+	cd $(TOOLS) && go build -o $@ helm.sh/helm/v3/cmd/helm
+$(ETCD): $(TOOLS_MOD) $(TOOLS)/etcd/main.go
+	cd $(TOOLS) && go build -o $@ ./etcd
+$(CERT_MANAGER): $(TOOLS_MOD) $(TOOLS)/cert-manager-controller/main.go
+	cd $(TOOLS) && go build -o $@ ./cert-manager-controller
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-12s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-10s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

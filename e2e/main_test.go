@@ -55,7 +55,7 @@ func run(m *testing.M) int {
 	cl = cp.Client
 	code := m.Run()
 	if code != 0 {
-		fmt.Println(cp.Logs(60))
+		fmt.Println(cp.Logs(30))
 	}
 	if err := cp.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: stopping the control plane:", err)

@@ -67,6 +67,8 @@ type ControlPlane struct {
 	AdminKubeconfig string
 	// IssuerMetricsAddr is the issuer's metrics endpoint (local only).
 	IssuerMetricsAddr string
+	// KeepDir leaves Dir in place on Stop, for logs worth reading.
+	KeepDir bool
 
 	env   *envtest.Environment
 	procs []*process
@@ -170,7 +172,9 @@ func (cp *ControlPlane) Stop() error {
 	if cp.env != nil {
 		errs = append(errs, cp.env.Stop())
 	}
-	errs = append(errs, os.RemoveAll(cp.Dir))
+	if !cp.KeepDir {
+		errs = append(errs, os.RemoveAll(cp.Dir))
+	}
 	return errors.Join(errs...)
 }
 
