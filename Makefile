@@ -9,6 +9,8 @@ BIN       := $(CURDIR)/bin
 TOOLS     := hack/tools
 TOOLS_MOD := $(TOOLS)/go.mod $(TOOLS)/go.sum
 FUZZTIME  ?= 5s
+CHART     := charts/linkerd-ca-issuer
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml $(CHART)/files
 
 CONTROLLER_GEN := $(BIN)/controller-gen
 ETCD           := $(BIN)/etcd
@@ -16,7 +18,8 @@ KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBECTL        := $(BIN)/kubectl
 CERT_MANAGER   := $(BIN)/cert-manager-controller
 HELM           := $(BIN)/helm
-E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER)
+KIND           := $(BIN)/kind
+E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(HELM) $(KUBECTL)
 
 .PHONY: all
 all: build
@@ -34,12 +37,16 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from the marke
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=linkerd-ca-issuer paths=./internal/... output:rbac:artifacts:config=config/rbac
+	@# The chart ships the generated CRDs and RBAC rules byte for byte.
+	rm -f $(CHART)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
+	cp config/rbac/role.yaml $(CHART)/files/rbac/role.yaml
 
 .PHONY: verify
 verify: generate ## Fail on stale generated files, unformatted code, vet findings or a cert-manager version skew.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 		echo "generated files are stale; run 'make generate' and commit:"; \
-		git status --porcelain -- api config; exit 1; fi
+		git status --porcelain -- $(GENERATED); exit 1; fi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
@@ -72,10 +79,14 @@ e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_
 bench: ## The benchmarks behind docs/performance.md.
 	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6
 
+.PHONY: e2e-kind
+e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with this chart (needs Docker; not part of make test).
+	hack/e2e-kind.sh
+
 ##@ Demo
 
 .PHONY: demo
-demo: build $(E2E_TOOLS) $(KUBECTL) ## Replay Linkerd's flow on a local control plane and show the result (DEMO_EXIT=1 to exit after).
+demo: build $(E2E_TOOLS) ## Replay Linkerd's flow on a local control plane and show the result (DEMO_EXIT=1 to exit after).
 	go run ./hack/demo
 
 ##@ Tools (built from the Go module proxy, pinned in hack/tools/go.mod)
@@ -91,6 +102,8 @@ $(KUBECTL): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ k8s.io/kubernetes/cmd/kubectl
 $(HELM): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ helm.sh/helm/v3/cmd/helm
+$(KIND): $(TOOLS_MOD)
+	cd $(TOOLS) && go build -o $@ sigs.k8s.io/kind
 $(ETCD): $(TOOLS_MOD) $(TOOLS)/etcd/main.go
 	cd $(TOOLS) && go build -o $@ ./etcd
 $(CERT_MANAGER): $(TOOLS_MOD) $(TOOLS)/cert-manager-controller/main.go

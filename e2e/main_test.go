@@ -26,6 +26,7 @@ const (
 	nsRefusals  = "e2e-refusals"
 	nsHealth    = "e2e-health"
 	nsDenied    = "e2e-denied"
+	nsPreset    = "e2e-preset"
 	nsCluster   = localcp.IssuerNamespace
 	issuerGroup = "linkerdca.io"
 )
@@ -44,7 +45,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied},
+		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset},
 		Logf:            func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
 	})
 	if err != nil {

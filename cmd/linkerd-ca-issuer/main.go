@@ -18,6 +18,9 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
 )
 
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "linkerd-ca-issuer:", err)
@@ -56,6 +59,6 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting", "clusterResourceNamespace", opts.ClusterResourceNamespace, "watchNamespaces", opts.WatchNamespaces)
+	ctrl.Log.Info("starting", "version", version, "clusterResourceNamespace", opts.ClusterResourceNamespace, "watchNamespaces", opts.WatchNamespaces)
 	return mgr.Start(ctx)
 }

@@ -9,7 +9,6 @@
 package localcp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,7 +27,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
@@ -38,9 +35,9 @@ import (
 // the LinkerdCAClusterIssuers' trust anchors live there.
 const IssuerNamespace = "linkerd-ca-issuer"
 
-// IssuerUser is the identity the issuer binary runs as, the one its Helm
-// chart's service account has in a cluster.
-const IssuerUser = "system:serviceaccount:" + IssuerNamespace + ":linkerd-ca-issuer"
+// IssuerUser is the identity the issuer binary runs as: the user name of
+// the chart's ServiceAccount.
+const IssuerUser = "system:serviceaccount:" + IssuerNamespace + ":" + ReleaseName
 
 // Options shape the control plane.
 type Options struct {
@@ -65,6 +62,8 @@ type ControlPlane struct {
 	Dir string
 	// AdminKubeconfig is a kubeconfig file for kubectl.
 	AdminKubeconfig string
+	// IssuerConfig authenticates as IssuerUser (local only).
+	IssuerConfig *rest.Config
 	// IssuerMetricsAddr is the issuer's metrics endpoint (local only).
 	IssuerMetricsAddr string
 	// KeepDir leaves Dir in place on Stop, for logs worth reading.
@@ -118,7 +117,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		ErrorIfCRDPathMissing: true,
 	}
 	if !cp.Existing {
-		for _, bin := range []string{"etcd", "kube-apiserver", "cert-manager-controller", "linkerd-ca-issuer"} {
+		for _, bin := range []string{"etcd", "kube-apiserver", "cert-manager-controller", "linkerd-ca-issuer", "helm"} {
 			if _, err := os.Stat(filepath.Join(opts.RepoRoot, "bin", bin)); err != nil {
 				return cp, fmt.Errorf("bin/%s is missing; build it with 'make tools build' (the e2e and demo targets do): %w", bin, err)
 			}
@@ -148,7 +147,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return cp, nil
 	}
 
-	opts.Logf("granting the issuer the RBAC generated from its markers")
+	opts.Logf("granting the issuer the RBAC its Helm chart renders")
 	if err := cp.bindIssuerRBAC(ctx); err != nil {
 		return cp, err
 	}
@@ -232,71 +231,40 @@ func (cp *ControlPlane) ensureNamespace(ctx context.Context, name string) error 
 }
 
 func (cp *ControlPlane) writeKubeconfig(name string, user envtest.User) (string, error) {
+	path, _, err := cp.addUser(name, user)
+	return path, err
+}
+
+// addUser provisions a user with a client certificate and writes its
+// kubeconfig into Dir.
+func (cp *ControlPlane) addUser(name string, user envtest.User) (string, *rest.Config, error) {
 	u, err := cp.env.AddUser(user, nil)
 	if err != nil {
-		return "", fmt.Errorf("provisioning user %s: %w", user.Name, err)
+		return "", nil, fmt.Errorf("provisioning user %s: %w", user.Name, err)
 	}
 	raw, err := u.KubeConfig()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	path := filepath.Join(cp.Dir, name+".kubeconfig")
-	return path, os.WriteFile(path, raw, 0o600)
+	return path, u.Config(), os.WriteFile(path, raw, 0o600)
 }
 
-// bindIssuerRBAC applies config/rbac/role.yaml, generated from the
-// controller's markers, and binds it to IssuerUser: the ClusterRole as is,
-// the Secret-reading Role (generated for namespace linkerd) in every watched
-// namespace, and the issuer namespace's Role there.
+// bindIssuerRBAC applies the ServiceAccount and RBAC the Helm chart grants
+// the issuer (derived from config/rbac/role.yaml, generated from the
+// controller's markers), for the suite's watched namespaces. The issuer runs
+// as that ServiceAccount's user name, so it has exactly those permissions.
 func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
-	raw, err := os.ReadFile(filepath.Join(cp.opts.RepoRoot, "config", "rbac", "role.yaml"))
+	objs, err := RenderChart(cp.opts.RepoRoot, "watchNamespaces={"+strings.Join(cp.opts.WatchNamespaces, ",")+"}")
 	if err != nil {
 		return err
 	}
-	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: IssuerUser}}
-	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return fmt.Errorf("config/rbac/role.yaml: %w", err)
-		}
-		switch meta.Kind {
-		case "ClusterRole":
-			var role rbacv1.ClusterRole
-			if err := yaml.UnmarshalStrict(doc, &role); err != nil {
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			if err := cp.createAll(ctx, o); err != nil {
 				return err
 			}
-			binding := &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-				Subjects:   subject,
-			}
-			if err := cp.createAll(ctx, &role, binding); err != nil {
-				return err
-			}
-		case "Role":
-			var role rbacv1.Role
-			if err := yaml.UnmarshalStrict(doc, &role); err != nil {
-				return err
-			}
-			namespaces := []string{role.Namespace}
-			if role.Namespace == v1alpha1.DefaultControlPlaneNamespace {
-				namespaces = cp.opts.WatchNamespaces
-			}
-			for _, ns := range namespaces {
-				r := role.DeepCopy()
-				r.Namespace = ns
-				binding := &rbacv1.RoleBinding{
-					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role.Name},
-					RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-					Subjects:   subject,
-				}
-				if err := cp.createAll(ctx, r, binding); err != nil {
-					return err
-				}
-			}
-		case "":
-		default:
-			return fmt.Errorf("config/rbac/role.yaml: unexpected kind %s", meta.Kind)
 		}
 	}
 	return nil
@@ -321,10 +289,11 @@ func (cp *ControlPlane) startCertManager() error {
 }
 
 func (cp *ControlPlane) startIssuer(ctx context.Context) error {
-	kubeconfig, err := cp.writeKubeconfig("issuer", envtest.User{Name: IssuerUser})
+	kubeconfig, cfg, err := cp.addUser("issuer", envtest.User{Name: IssuerUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + IssuerNamespace}})
 	if err != nil {
 		return err
 	}
+	cp.IssuerConfig = cfg
 	metrics, err := freeAddr()
 	if err != nil {
 		return err

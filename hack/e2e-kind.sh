@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The e2e suite on a kind cluster, for machines with Docker (`make e2e-kind`):
+# kind cluster → this image built and loaded → cert-manager from its Helm
+# chart at the version in go.mod → this chart (with the linkerd preset) →
+# the same e2e/ suite with USE_EXISTING_CLUSTER=true.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=$PWD/bin
+CLUSTER=${KIND_CLUSTER:-linkerd-ca-issuer-e2e}
+IMAGE=linkerd-ca-issuer:e2e
+CERT_MANAGER_VERSION=$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)
+# Every namespace the suite uses must be watched by the installed issuer.
+WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-kind}"
+export KUBECONFIG=$PWD/bin/kind-$CLUSTER.kubeconfig
+
+command -v docker >/dev/null || { echo "e2e-kind needs Docker; use 'make e2e' for the local control plane" >&2; exit 1; }
+
+if ! "$BIN/kind" get clusters | grep -qx "$CLUSTER"; then
+  "$BIN/kind" create cluster --name "$CLUSTER" --wait 120s
+fi
+
+docker build -t "$IMAGE" --build-arg VERSION=e2e .
+"$BIN/kind" load docker-image "$IMAGE" --name "$CLUSTER"
+
+# cert-manager's approver approves requests for this issuer only because the
+# chart below grants its service account `approve` on our signers (its
+# webhook checks): the kind run proves that RBAC too.
+"$BIN/helm" upgrade --install cert-manager oci://quay.io/jetstack/charts/cert-manager \
+  --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace \
+  --set crds.enabled=true --wait
+
+"$BIN/kubectl" create namespace e2e-kind --dry-run=client -o yaml | "$BIN/kubectl" apply -f -
+"$BIN/helm" upgrade --install linkerd-ca-issuer charts/linkerd-ca-issuer \
+  --namespace linkerd-ca-issuer --create-namespace \
+  --set image.repository=linkerd-ca-issuer --set image.tag=e2e --set image.pullPolicy=Never \
+  --set "watchNamespaces=$WATCH" \
+  --set linkerd.enabled=true --set linkerd.namespace=e2e-kind \
+  --wait
+
+USE_EXISTING_CLUSTER=true go test -tags e2e -count=1 -timeout 20m -v ./e2e/

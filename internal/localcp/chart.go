@@ -1,0 +1,58 @@
+package localcp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// ReleaseName is the Helm release the suite renders the chart as; with it
+// the chart names its ServiceAccount linkerd-ca-issuer, the IssuerUser.
+const ReleaseName = "linkerd-ca-issuer"
+
+// RenderChart renders charts/linkerd-ca-issuer with bin/helm into the
+// release namespace IssuerNamespace, with extra `--set` values.
+func RenderChart(repoRoot string, set ...string) ([]*unstructured.Unstructured, error) {
+	args := []string{"template", ReleaseName, filepath.Join(repoRoot, "charts", "linkerd-ca-issuer"),
+		"--namespace", IssuerNamespace, "--kube-version", "1.36.0"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	cmd := exec.Command(filepath.Join(repoRoot, "bin", "helm"), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("helm template: %w: %s", err, stderr.String())
+	}
+	return DecodeManifests(out)
+}
+
+// DecodeManifests splits a multi-document YAML stream into objects.
+func DecodeManifests(raw []byte) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		obj := &unstructured.Unstructured{}
+		if err := utilyaml.Unmarshal(doc, &obj.Object); err != nil {
+			return nil, err
+		}
+		if len(obj.Object) > 0 {
+			objs = append(objs, obj)
+		}
+	}
+}
