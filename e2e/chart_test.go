@@ -29,7 +29,7 @@ import (
 var allFeatures = []string{
 	"linkerd.enabled=true", "metrics.serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true",
 	"networkPolicy.enabled=true", "networkPolicy.apiServerCIDRs={10.96.0.1/32}", "replicas=2",
-	"watchNamespaces={linkerd,mesh}",
+	"watchNamespaces={linkerd,e2e-preset}",
 }
 
 func repoRoot(t *testing.T) string {
@@ -109,7 +109,7 @@ func TestChartRenders(t *testing.T) {
 		}
 	}
 	if d := convert[appsv1.Deployment](t, find(all, "Deployment")[0]); *d.Spec.Replicas != 2 ||
-		!slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--watch-namespaces=linkerd,mesh") {
+		!slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--watch-namespaces=linkerd,e2e-preset") {
 		t.Errorf("values not passed through: replicas %d args %v", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Args)
 	}
 	if len(find(render(t, "crds.enabled=false"), "CustomResourceDefinition")) != 0 {

@@ -35,6 +35,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch,namespace=linkerd
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch,namespace=linkerd-ca-issuer
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=linkerd-ca-issuer
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=linkerd-ca-issuer
 
 // FieldOwner is the server-side apply field manager for status patches.
 const FieldOwner = "linkerd-ca-issuer"
