@@ -13,6 +13,8 @@ const (
 	DefaultControlPlaneNamespace = "linkerd"
 	DefaultMinDuration           = time.Hour
 	DefaultMaxDuration           = 8760 * time.Hour
+	DefaultTrustRootsConfigMap   = "linkerd-identity-trust-roots"
+	DefaultTrustRootsKey         = "ca-bundle.crt"
 )
 
 // IssuerSpec is shared by LinkerdCAIssuer and LinkerdCAClusterIssuer: where
@@ -62,6 +64,72 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 8760h"
 	// +optional
 	MaxDuration *metav1.Duration `json:"maxDuration,omitempty"`
+
+	// TrustRoots is the ConfigMap holding the roots Linkerd's identity
+	// service trusts. While it exists, the issuer signs only if its trust
+	// anchor is among them, and ca.crt carries the whole bundle.
+	// +kubebuilder:default={}
+	// +optional
+	TrustRoots TrustRootsReference `json:"trustRoots,omitempty"`
+}
+
+// TrustRootsReference names the ConfigMap Linkerd reads its trust roots from:
+// in the issuer's namespace for a LinkerdCAIssuer, in controlPlaneNamespace
+// for a LinkerdCAClusterIssuer.
+type TrustRootsReference struct {
+	// Check turns the trust roots check on or off. Off, the issuer signs
+	// with any usable anchor and ca.crt is the anchor alone.
+	// +kubebuilder:default=true
+	// +optional
+	Check *bool `json:"check,omitempty"`
+
+	// ConfigMapName is the ConfigMap's name.
+	// +kubebuilder:default=linkerd-identity-trust-roots
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ConfigMapName string `json:"configMapName,omitempty"`
+
+	// Key is the ConfigMap key holding the PEM bundle.
+	// +kubebuilder:default=ca-bundle.crt
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// IssuerStatus is issuer-lib's Ready condition and what the controller last
+// saw of the trust anchor.
+type IssuerStatus struct {
+	// Conditions: Ready says whether the issuer can sign, and why not.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// TrustAnchor describes the anchor the issuer last checked successfully.
+	// +optional
+	TrustAnchor *TrustAnchorStatus `json:"trustAnchor,omitempty"`
+}
+
+// TrustAnchorStatus identifies a trust anchor and says when it expires.
+type TrustAnchorStatus struct {
+	// Subject is the anchor certificate's subject.
+	Subject string `json:"subject"`
+	// NotAfter is when the anchor expires; nothing it signs outlives it.
+	NotAfter metav1.Time `json:"notAfter"`
+	// SHA256Fingerprint is the SHA-256 of the anchor certificate (DER), in
+	// hex, as `openssl x509 -fingerprint -sha256` prints it.
+	SHA256Fingerprint string `json:"sha256Fingerprint"`
+	// ExpiringSoon is true when the anchor expires within the controller's
+	// --anchor-expiry-warning (60 days by default, linkerd check's limit).
+	ExpiringSoon bool `json:"expiringSoon"`
+	// TrustedByLinkerd says whether the anchor is in Linkerd's trust roots
+	// ConfigMap: True, False, or Unknown when there is no such ConfigMap
+	// (Linkerd not installed yet) or the check is off.
+	// +kubebuilder:validation:Enum=True;False;Unknown
+	TrustedByLinkerd metav1.ConditionStatus `json:"trustedByLinkerd"`
 }
 
 // +kubebuilder:object:root=true
@@ -70,6 +138,7 @@ type IssuerSpec struct {
 // +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
 // +kubebuilder:printcolumn:name="Reason",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].reason"
 // +kubebuilder:printcolumn:name="Message",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+// +kubebuilder:printcolumn:name="Anchor Expires",type="string",JSONPath=".status.trustAnchor.notAfter",priority=1
 // +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
 
 // LinkerdCAIssuer signs Linkerd identity issuer certificates from a trust
@@ -81,7 +150,7 @@ type LinkerdCAIssuer struct {
 	// Spec names the trust anchor and the Linkerd control plane it signs for.
 	Spec IssuerSpec `json:"spec"`
 	// Status reports whether the trust anchor is usable (condition Ready).
-	Status issuerapi.IssuerStatus `json:"status,omitempty"`
+	Status IssuerStatus `json:"status,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -99,6 +168,7 @@ type LinkerdCAIssuerList struct {
 // +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
 // +kubebuilder:printcolumn:name="Reason",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].reason"
 // +kubebuilder:printcolumn:name="Message",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+// +kubebuilder:printcolumn:name="Anchor Expires",type="string",JSONPath=".status.trustAnchor.notAfter",priority=1
 // +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
 
 // LinkerdCAClusterIssuer signs Linkerd identity issuer certificates for
@@ -111,7 +181,7 @@ type LinkerdCAClusterIssuer struct {
 	// Spec names the trust anchor and the Linkerd control plane it signs for.
 	Spec IssuerSpec `json:"spec"`
 	// Status reports whether the trust anchor is usable (condition Ready).
-	Status issuerapi.IssuerStatus `json:"status,omitempty"`
+	Status IssuerStatus `json:"status,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"testing"
+
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 func decodeOne(t *testing.T, b []byte) *x509.Certificate {
@@ -17,4 +19,40 @@ func decodeOne(t *testing.T, b []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// metricValue reads the series of an issuer (and refusal rule) from the
+// controller-runtime registry the metrics endpoint serves; 0 when it does
+// not exist yet.
+func metricValue(t *testing.T, name, kind, issuer string, rule ...string) float64 {
+	t.Helper()
+	want := map[string]string{"issuer_kind": kind, "issuer": issuer}
+	if len(rule) > 0 {
+		want["rule"] = rule[0]
+	}
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(want) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if want[l.GetName()] != l.GetValue() {
+					continue series
+				}
+			}
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	return 0
 }

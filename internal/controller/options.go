@@ -25,6 +25,8 @@ type Options struct {
 	ClusterResourceNamespace string
 	WatchNamespaces          []string
 	MaxRetryDuration         time.Duration
+	AnchorExpiryWarning      time.Duration
+	RecheckInterval          time.Duration
 
 	watchNamespaces string
 }
@@ -38,6 +40,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "", "Namespace LinkerdCAClusterIssuers read their trust anchor Secret from (default: the namespace the controller runs in).")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", v1alpha1.DefaultControlPlaneNamespace, "Comma-separated namespaces whose Secrets LinkerdCAIssuers may use as trust anchors; the cluster resource namespace is always added.")
 	fs.DurationVar(&o.MaxRetryDuration, "max-retry-duration", DefaultMaxRetryDuration, "How long a request is retried after errors that are not policy refusals before it is failed.")
+	fs.DurationVar(&o.AnchorExpiryWarning, "anchor-expiry-warning", DefaultAnchorExpiryWarning, "Warn (event, status.trustAnchor.expiringSoon) when a trust anchor expires within this long.")
+	fs.DurationVar(&o.RecheckInterval, "recheck-interval", time.Hour, "How often every issuer is re-checked even if nothing changed (anchors expire on their own).")
 }
 
 // Complete fills the defaults that depend on where the controller runs and
@@ -55,6 +59,9 @@ func (o *Options) Complete() error {
 	}
 	if o.MaxRetryDuration <= 0 {
 		return fmt.Errorf("--max-retry-duration must be positive, got %s", o.MaxRetryDuration)
+	}
+	if o.RecheckInterval < time.Minute {
+		return fmt.Errorf("--recheck-interval must be at least 1m, got %s", o.RecheckInterval)
 	}
 	o.WatchNamespaces = nil
 	for _, n := range append(strings.Split(o.watchNamespaces, ","), o.ClusterResourceNamespace) {

@@ -6,11 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
@@ -18,29 +18,30 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
-func TestIssuersForSecret(t *testing.T) {
+func TestIssuersReferencing(t *testing.T) {
 	named := func(ns, name, secret string) *v1alpha1.LinkerdCAIssuer {
 		i := issuer(ns)
 		i.Name, i.Spec.TrustAnchorSecretName = name, secret
 		return i
 	}
-	cluster := func(name, secret string) *v1alpha1.LinkerdCAClusterIssuer {
+	cluster := func(name, secret, controlPlane string) *v1alpha1.LinkerdCAClusterIssuer {
 		i := clusterIssuer()
-		i.Name, i.Spec.TrustAnchorSecretName = name, secret
+		i.Name, i.Spec.TrustAnchorSecretName, i.Spec.ControlPlaneNamespace = name, secret, controlPlane
 		return i
 	}
-	c := fake.NewClientBuilder().WithScheme(testScheme(t)).
-		WithIndex(&v1alpha1.LinkerdCAIssuer{}, anchorSecretNameField, anchorSecretNameOf).
-		WithIndex(&v1alpha1.LinkerdCAClusterIssuer{}, anchorSecretNameField, anchorSecretNameOf).
-		WithObjects(
-			named("linkerd", "a", "anchor"), named("linkerd", "b", "anchor"), named("linkerd", "c", "other"),
-			named("linkerd-ca-issuer", "d", "anchor"),
-			cluster("e", "anchor"), cluster("f", "other"),
-		).Build()
+	unchecked := named("linkerd", "unchecked", "other")
+	unchecked.Spec.TrustRoots.Check = new(false)
 	s, _ := newSigner(t)
-	secret := func(ns, name string) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	}
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).
+		WithIndex(&v1alpha1.LinkerdCAIssuer{}, anchorSecretField, s.anchorSecretOf).
+		WithIndex(&v1alpha1.LinkerdCAClusterIssuer{}, anchorSecretField, s.anchorSecretOf).
+		WithIndex(&v1alpha1.LinkerdCAIssuer{}, trustRootsField, trustRootsOf).
+		WithIndex(&v1alpha1.LinkerdCAClusterIssuer{}, trustRootsField, trustRootsOf).
+		WithObjects(
+			named("linkerd", "a", "anchor"), named("linkerd", "b", "anchor"), named("linkerd", "c", "other"), unchecked,
+			named("linkerd-ca-issuer", "d", "anchor"),
+			cluster("e", "anchor", "linkerd"), cluster("f", "other", "mesh"),
+		).Build()
 	keys := func(reqs []reconcile.Request) []string {
 		var out []string
 		for _, r := range reqs {
@@ -50,19 +51,22 @@ func TestIssuersForSecret(t *testing.T) {
 		return out
 	}
 	for _, tc := range []struct {
-		kind   string
-		secret *corev1.Secret
-		want   []string
+		kind, field, value string
+		want               []string
 	}{
-		{"LinkerdCAIssuer", secret("linkerd", "anchor"), []string{"linkerd/a", "linkerd/b"}},
-		{"LinkerdCAIssuer", secret("linkerd-ca-issuer", "anchor"), []string{"linkerd-ca-issuer/d"}},
-		{"LinkerdCAIssuer", secret("linkerd", "unrelated"), nil},
-		{"LinkerdCAClusterIssuer", secret("linkerd-ca-issuer", "anchor"), []string{types.NamespacedName{Name: "e"}.String()}},
-		{"LinkerdCAClusterIssuer", secret("linkerd", "anchor"), nil},
+		{"LinkerdCAIssuer", anchorSecretField, "linkerd/anchor", []string{"linkerd/a", "linkerd/b"}},
+		{"LinkerdCAIssuer", anchorSecretField, "linkerd-ca-issuer/anchor", []string{"linkerd-ca-issuer/d"}},
+		{"LinkerdCAIssuer", anchorSecretField, "linkerd/unrelated", nil},
+		{"LinkerdCAClusterIssuer", anchorSecretField, "linkerd-ca-issuer/anchor", []string{"/e"}},
+		{"LinkerdCAClusterIssuer", anchorSecretField, "linkerd/anchor", nil},
+		{"LinkerdCAIssuer", trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"linkerd/a", "linkerd/b", "linkerd/c"}},
+		{"LinkerdCAClusterIssuer", trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"/e"}},
+		{"LinkerdCAClusterIssuer", trustRootsField, "mesh/linkerd-identity-trust-roots", []string{"/f"}},
+		{"LinkerdCAClusterIssuer", "", "", []string{"/e", "/f"}},
 	} {
-		got := keys(s.IssuersForSecret(context.Background(), c, tc.kind, tc.secret))
+		got := keys(IssuersReferencing(context.Background(), c, tc.kind, tc.field, tc.value))
 		if !slices.Equal(got, tc.want) {
-			t.Errorf("%s for Secret %s/%s: got %v, want %v", tc.kind, tc.secret.Namespace, tc.secret.Name, got, tc.want)
+			t.Errorf("%s with %s=%q: got %v, want %v", tc.kind, tc.field, tc.value, got, tc.want)
 		}
 	}
 }
@@ -73,18 +77,24 @@ func TestCacheOptionsScopeSecretsToWatchedNamespaces(t *testing.T) {
 		t.Errorf("default namespaces set: %v", opts.DefaultNamespaces)
 	}
 	var secretNamespaces []string
+	if len(opts.ByObject) != 2 {
+		t.Errorf("cache scopes for %d kinds, want Secrets and ConfigMaps", len(opts.ByObject))
+	}
 	for obj, by := range opts.ByObject {
-		if _, ok := obj.(*corev1.Secret); !ok {
+		switch obj.(type) {
+		case *corev1.Secret, *corev1.ConfigMap:
+		default:
 			t.Errorf("unexpected cache scope for %T", obj)
 			continue
 		}
+		secretNamespaces = secretNamespaces[:0]
 		for ns := range by.Namespaces {
 			secretNamespaces = append(secretNamespaces, ns)
 		}
-	}
-	slices.Sort(secretNamespaces)
-	if !slices.Equal(secretNamespaces, []string{"linkerd", "linkerd-ca-issuer"}) {
-		t.Fatalf("Secret informers in %v, want only the watched namespaces", secretNamespaces)
+		slices.Sort(secretNamespaces)
+		if !slices.Equal(secretNamespaces, []string{"linkerd", "linkerd-ca-issuer"}) {
+			t.Errorf("%T informers in %v, want only the watched namespaces", obj, secretNamespaces)
+		}
 	}
 }
 
@@ -95,7 +105,7 @@ func TestGeneratedRBACGrantsSecretsOnlyPerNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var clusterRoles, secretRoles int
+	var clusterRoles, readRoles int
 	for _, doc := range strings.Split(string(raw), "\n---\n") {
 		if strings.TrimSpace(strings.Trim(doc, "-\n")) == "" {
 			continue
@@ -109,29 +119,29 @@ func TestGeneratedRBACGrantsSecretsOnlyPerNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range obj.Rules {
-			if !slices.Contains(r.Resources, "secrets") && !slices.Contains(r.Resources, "*") {
+			if !slices.Contains(r.Resources, "secrets") && !slices.Contains(r.Resources, "configmaps") && !slices.Contains(r.Resources, "*") {
 				continue
 			}
 			if obj.Kind != "Role" || obj.Metadata.Namespace == "" {
-				t.Errorf("%s %s grants Secrets cluster-wide: %+v", obj.Kind, obj.Metadata.Name, r)
+				t.Errorf("%s %s grants Secrets or ConfigMaps cluster-wide: %+v", obj.Kind, obj.Metadata.Name, r)
 			}
 			if slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) {
-				t.Errorf("Secret rule allows more than reading: %v", r.Verbs)
+				t.Errorf("Secret/ConfigMap rule allows more than reading: %v", r.Verbs)
 			}
-			secretRoles++
+			readRoles++
 		}
 		if obj.Kind == "ClusterRole" {
 			clusterRoles++
 		}
 	}
-	if clusterRoles != 1 || secretRoles != 2 {
-		t.Fatalf("found %d ClusterRoles and %d Secret rules; want 1 and 2 (linkerd and linkerd-ca-issuer)", clusterRoles, secretRoles)
+	if clusterRoles != 1 || readRoles != 2 {
+		t.Fatalf("found %d ClusterRoles and %d Secret/ConfigMap rules; want 1 and 2 (linkerd and linkerd-ca-issuer)", clusterRoles, readRoles)
 	}
 }
 
 func TestOptionsComplete(t *testing.T) {
 	t.Setenv("POD_NAMESPACE", "linkerd-ca-issuer")
-	o := Options{watchNamespaces: "linkerd, mesh ,linkerd,", LeaderElect: true, MaxRetryDuration: DefaultMaxRetryDuration}
+	o := Options{watchNamespaces: "linkerd, mesh ,linkerd,", LeaderElect: true, MaxRetryDuration: DefaultMaxRetryDuration, RecheckInterval: time.Hour}
 	if err := o.Complete(); err != nil {
 		t.Fatal(err)
 	}
@@ -143,14 +153,18 @@ func TestOptionsComplete(t *testing.T) {
 	}
 
 	t.Setenv("POD_NAMESPACE", "")
-	o = Options{watchNamespaces: "linkerd", LeaderElect: true, MaxRetryDuration: DefaultMaxRetryDuration}
+	o = Options{watchNamespaces: "linkerd", LeaderElect: true, MaxRetryDuration: DefaultMaxRetryDuration, RecheckInterval: time.Hour}
 	if _, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil {
 		if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "set POD_NAMESPACE") {
 			t.Errorf("no namespace anywhere: got %v", err)
 		}
 	}
-	o = Options{ClusterResourceNamespace: "x", LeaderElectionNamespace: "x", MaxRetryDuration: 0}
+	o = Options{ClusterResourceNamespace: "x", LeaderElectionNamespace: "x", MaxRetryDuration: 0, RecheckInterval: time.Hour}
 	if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "--max-retry-duration must be positive") {
 		t.Errorf("zero retry duration: got %v", err)
+	}
+	o = Options{ClusterResourceNamespace: "x", LeaderElectionNamespace: "x", MaxRetryDuration: time.Minute, RecheckInterval: time.Second}
+	if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "--recheck-interval must be at least 1m") {
+		t.Errorf("1s recheck interval: got %v", err)
 	}
 }

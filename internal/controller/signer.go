@@ -1,48 +1,79 @@
 // Package controller wires the Linkerd signing policy into cert-manager's
-// issuer-lib: Check reports whether an issuer's trust anchor is usable, Sign
-// signs an approved request with it, and a Secret watch re-checks issuers
-// when their anchor changes.
+// issuer-lib: Check reports whether an issuer's trust anchor is usable and
+// trusted by Linkerd, Sign signs an approved request with it, and watches on
+// the anchor Secret and Linkerd's trust roots ConfigMap re-check issuers
+// when either changes.
 package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
+// DefaultAnchorExpiryWarning is linkerd check's "trust anchors are valid for
+// at least 60 days".
+const DefaultAnchorExpiryWarning = 60 * 24 * time.Hour
+
 // Signer implements issuer-lib's Check and Sign for both issuer kinds.
 type Signer struct {
-	// Client reads issuers' anchor Secrets, from a cache scoped to
-	// WatchNamespaces.
-	Client client.Reader
+	// Client reads anchor Secrets and trust roots ConfigMaps from a cache
+	// scoped to WatchNamespaces, and patches issuers' status.trustAnchor.
+	Client client.Client
 	// ClusterResourceNamespace is where LinkerdCAClusterIssuers' anchors live.
 	ClusterResourceNamespace string
-	// WatchNamespaces are the namespaces whose Secrets may be read.
+	// WatchNamespaces are the namespaces whose Secrets and ConfigMaps may be
+	// read.
 	WatchNamespaces []string
-	// EventRecorder reports capped lifetimes on requests.
+	// AnchorExpiryWarning is how long before its anchor expires an issuer
+	// warns.
+	AnchorExpiryWarning time.Duration
+	// EventRecorder reports capped lifetimes and expiring anchors.
 	EventRecorder events.EventRecorder
 	Clock         clock.PassiveClock
 }
 
+// loaded is an issuer's trust anchor and what ca.crt carries with it.
+type loaded struct {
+	anchor *signer.Anchor
+	// caPEM is Linkerd's trust roots bundle when it exists, else the anchor.
+	caPEM   []byte
+	trusted metav1.ConditionStatus
+}
+
+// ReasonTrustAnchorNotTrusted starts the message of an issuer whose anchor
+// Linkerd's identity service does not trust.
+const ReasonTrustAnchorNotTrusted = "TrustAnchorNotTrusted"
+
 // Check is issuer-lib's readiness check: the issuer is Ready when its trust
-// anchor Secret exists and holds an anchor that can sign. Every failure is
-// retryable: fixing the Secret fixes the issuer, and the Secret watch
-// re-checks it as soon as that happens.
+// anchor Secret holds an anchor that can sign and, once Linkerd is
+// installed, is among the roots Linkerd trusts. Every failure is retryable:
+// fixing the Secret or the bundle fixes the issuer, and the watches re-check
+// it as soon as that happens.
 func (s *Signer) Check(ctx context.Context, issuer issuerapi.Issuer) error {
-	_, err := s.loadAnchor(ctx, issuer)
+	l, err := s.load(ctx, issuer)
+	if l != nil {
+		s.reportAnchor(ctx, issuer, l)
+	}
 	return err
 }
 
@@ -50,22 +81,29 @@ func (s *Signer) Check(ctx context.Context, issuer issuerapi.Issuer) error {
 // policy refusal fails the request for good; an anchor that went bad since
 // the last Check sends the issuer back to be checked.
 func (s *Signer) Sign(ctx context.Context, req issuersigner.CertificateRequestObject, issuer issuerapi.Issuer) (issuersigner.PEMBundle, error) {
-	anchor, err := s.loadAnchor(ctx, issuer)
+	l, err := s.load(ctx, issuer)
 	if err != nil {
 		return issuersigner.PEMBundle{}, issuersigner.IssuerError{Err: err}
 	}
+	kind, name := issuerLabels(issuer)
 	details, err := req.GetCertificateDetails()
 	if err != nil {
+		metrics.Refused(kind, name, "request")
 		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: fmt.Errorf("reading the request: %w", err)}
 	}
-	issued, err := signer.Sign(PolicyFor(issuer), anchor, details, s.Clock.Now())
+	start := s.Clock.Now()
+	issued, err := signer.Sign(PolicyFor(issuer), l.anchor, details, start)
 	if err != nil {
+		if refusal := (*signer.Refusal)(nil); errors.As(err, &refusal) {
+			metrics.Refused(kind, name, refusal.Rule)
+		}
 		return issuersigner.PEMBundle{}, err
 	}
+	metrics.Signed(kind, name, s.Clock.Since(start), issued.NotAfter)
 	if issued.CappedAt != nil {
 		s.warnCapped(req, details.Duration.String(), issued)
 	}
-	return issuersigner.PEMBundle{ChainPEM: issued.CertificatePEM, CAPEM: issued.CAPEM}, nil
+	return issuersigner.PEMBundle{ChainPEM: issued.CertificatePEM, CAPEM: l.caPEM}, nil
 }
 
 // warnCapped records a Warning event on the request. The request object
@@ -78,7 +116,7 @@ func (s *Signer) warnCapped(req issuersigner.CertificateRequestObject, asked str
 	}
 	s.EventRecorder.Eventf(obj.DeepCopyObject(), nil, corev1.EventTypeWarning, "NotAfterCapped", "Sign",
 		"the requested duration %s would outlive the trust anchor; the issued certificate expires with the anchor at %s. Rotate the trust anchor before then.",
-		asked, issued.CappedAt.UTC().Format("2006-01-02T15:04:05Z"))
+		asked, issued.CappedAt.UTC().Format(time.RFC3339))
 }
 
 // PolicyFor is the signing policy an issuer's spec sets. The CRD schema
@@ -117,19 +155,73 @@ func specOf(issuer issuerapi.Issuer) *v1alpha1.IssuerSpec {
 	panic(fmt.Sprintf("unexpected issuer type %T", issuer))
 }
 
+func statusOf(issuer issuerapi.Issuer) *v1alpha1.IssuerStatus {
+	switch i := issuer.(type) {
+	case *v1alpha1.LinkerdCAIssuer:
+		return &i.Status
+	case *v1alpha1.LinkerdCAClusterIssuer:
+		return &i.Status
+	}
+	panic(fmt.Sprintf("unexpected issuer type %T", issuer))
+}
+
+func isCluster(issuer issuerapi.Issuer) bool {
+	_, ok := issuer.(*v1alpha1.LinkerdCAClusterIssuer)
+	return ok
+}
+
+// issuerLabels are an issuer's metric labels: its kind, and namespace/name
+// (name alone for a cluster issuer).
+func issuerLabels(issuer issuerapi.Issuer) (kind, name string) {
+	if isCluster(issuer) {
+		return "LinkerdCAClusterIssuer", issuer.GetName()
+	}
+	return "LinkerdCAIssuer", issuer.GetNamespace() + "/" + issuer.GetName()
+}
+
 // AnchorSecret is where an issuer's trust anchor lives.
 func (s *Signer) AnchorSecret(issuer issuerapi.Issuer) types.NamespacedName {
 	ns := issuer.GetNamespace()
-	if _, cluster := issuer.(*v1alpha1.LinkerdCAClusterIssuer); cluster {
+	if isCluster(issuer) {
 		ns = s.ClusterResourceNamespace
 	}
 	return types.NamespacedName{Namespace: ns, Name: specOf(issuer).TrustAnchorSecretName}
 }
 
-func (s *Signer) loadAnchor(ctx context.Context, issuer issuerapi.Issuer) (*signer.Anchor, error) {
-	ref := s.AnchorSecret(issuer)
+// TrustRootsConfigMap is where Linkerd's identity service reads the roots
+// it trusts, for an issuer, and the key of the bundle; ok is false when the
+// issuer's trust roots check is off.
+func TrustRootsConfigMap(issuer issuerapi.Issuer) (ref types.NamespacedName, key string, ok bool) {
+	tr := specOf(issuer).TrustRoots
+	if tr.Check != nil && !*tr.Check {
+		return ref, "", false
+	}
+	ref = types.NamespacedName{Namespace: issuer.GetNamespace(), Name: tr.ConfigMapName}
+	if isCluster(issuer) {
+		ref.Namespace = PolicyFor(issuer).ControlPlaneNamespace
+	}
+	if ref.Name == "" {
+		ref.Name = v1alpha1.DefaultTrustRootsConfigMap
+	}
+	if key = tr.Key; key == "" {
+		key = v1alpha1.DefaultTrustRootsKey
+	}
+	return ref, key, true
+}
+
+func (s *Signer) checkWatched(what string, ref types.NamespacedName) error {
 	if !slices.Contains(s.WatchNamespaces, ref.Namespace) {
-		return nil, fmt.Errorf("trust anchor Secret %s: namespace %q is not watched by the controller (watched: %v); add it to --watch-namespaces (Helm value watchNamespaces)", ref, ref.Namespace, s.WatchNamespaces)
+		return fmt.Errorf("%s %s: namespace %q is not watched by the controller (watched: %v); add it to --watch-namespaces (Helm value watchNamespaces)", what, ref, ref.Namespace, s.WatchNamespaces)
+	}
+	return nil
+}
+
+// load reads and checks an issuer's anchor, then Linkerd's trust roots. It
+// returns the anchor with an error when only the trust check failed.
+func (s *Signer) load(ctx context.Context, issuer issuerapi.Issuer) (*loaded, error) {
+	ref := s.AnchorSecret(issuer)
+	if err := s.checkWatched("trust anchor Secret", ref); err != nil {
+		return nil, err
 	}
 	var secret corev1.Secret
 	if err := s.Client.Get(ctx, ref, &secret); err != nil {
@@ -145,5 +237,90 @@ func (s *Signer) loadAnchor(ctx context.Context, issuer issuerapi.Issuer) (*sign
 	if err != nil {
 		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 	}
-	return anchor, nil
+	l := &loaded{anchor: anchor, caPEM: anchor.PEM, trusted: metav1.ConditionUnknown}
+	return l, s.checkTrusted(ctx, issuer, l)
+}
+
+// checkTrusted: signing with an anchor Linkerd's identity service does not
+// trust would break every proxy, so while Linkerd's trust roots ConfigMap
+// exists the anchor must be in it, and ca.crt becomes the whole bundle.
+// Without the ConfigMap (Linkerd not installed yet) issuance goes on.
+func (s *Signer) checkTrusted(ctx context.Context, issuer issuerapi.Issuer, l *loaded) error {
+	ref, key, ok := TrustRootsConfigMap(issuer)
+	if !ok {
+		return nil
+	}
+	if err := s.checkWatched("trust roots ConfigMap", ref); err != nil {
+		return err
+	}
+	var cm corev1.ConfigMap
+	if err := s.Client.Get(ctx, ref, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("reading trust roots ConfigMap %s: %w", ref, err)
+	}
+	untrusted := func(format string, args ...any) error {
+		l.trusted = metav1.ConditionFalse
+		return fmt.Errorf("%s: "+format, append([]any{ReasonTrustAnchorNotTrusted}, args...)...)
+	}
+	bundle, ok := cm.Data[key]
+	if !ok {
+		return untrusted("ConfigMap %s has no key %q, so Linkerd trusts no root; fix the ConfigMap or spec.trustRoots.key", ref, key)
+	}
+	roots, err := signer.ParseTrustBundle([]byte(bundle))
+	if err != nil {
+		return untrusted("ConfigMap %s key %s, Linkerd's trust roots, does not parse as Linkerd requires: %v; it must hold only PEM CERTIFICATE blocks", ref, key, err)
+	}
+	if !signer.BundleContains(roots, l.anchor.Certificate) {
+		return untrusted("the trust anchor %s (SHA-256 %s) is not among the roots Linkerd's identity service trusts (ConfigMap %s key %s); an issuer signed by it would break every proxy. Add the anchor to that bundle first (see docs/rotation.md), or set spec.trustRoots.check: false",
+			l.anchor.Certificate.Subject, signer.Fingerprint(l.anchor.Certificate), ref, key)
+	}
+	l.caPEM, l.trusted = signer.EncodeBundle(roots), metav1.ConditionTrue
+	return nil
+}
+
+// reportAnchor publishes what the controller knows of an issuer's anchor:
+// status.trustAnchor, the anchor expiry metric, and a Warning event when the
+// anchor starts to expire within AnchorExpiryWarning.
+func (s *Signer) reportAnchor(ctx context.Context, issuer issuerapi.Issuer, l *loaded) {
+	cert := l.anchor.Certificate
+	kind, name := issuerLabels(issuer)
+	metrics.AnchorExpiry(kind, name, cert.NotAfter)
+
+	want := &v1alpha1.TrustAnchorStatus{
+		Subject:           cert.Subject.String(),
+		NotAfter:          metav1.NewTime(cert.NotAfter),
+		SHA256Fingerprint: signer.Fingerprint(cert),
+		ExpiringSoon:      cert.NotAfter.Sub(s.Clock.Now()) < s.AnchorExpiryWarning,
+		TrustedByLinkerd:  l.trusted,
+	}
+	have := statusOf(issuer).TrustAnchor
+	if want.ExpiringSoon && (have == nil || !have.ExpiringSoon || have.SHA256Fingerprint != want.SHA256Fingerprint) && s.EventRecorder != nil {
+		s.EventRecorder.Eventf(issuer, nil, corev1.EventTypeWarning, "TrustAnchorExpiring", "Check",
+			"the trust anchor %s (SHA-256 %s) expires at %s, in less than %s; everything it signs expires with it. Rotate it (docs/rotation.md).",
+			want.Subject, want.SHA256Fingerprint, cert.NotAfter.UTC().Format(time.RFC3339), s.AnchorExpiryWarning)
+	}
+	if have != nil && have.Subject == want.Subject && have.NotAfter.Equal(&want.NotAfter) && have.SHA256Fingerprint == want.SHA256Fingerprint &&
+		have.ExpiringSoon == want.ExpiringSoon && have.TrustedByLinkerd == want.TrustedByLinkerd {
+		return
+	}
+	if err := s.applyAnchorStatus(ctx, issuer, want); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "updating status.trustAnchor")
+	}
+}
+
+// applyAnchorStatus server-side-applies status.trustAnchor under a field
+// manager of its own, beside issuer-lib's Ready condition.
+func (s *Signer) applyAnchorStatus(ctx context.Context, issuer issuerapi.Issuer, st *v1alpha1.TrustAnchorStatus) error {
+	kind, _ := issuerLabels(issuer)
+	fields, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"trustAnchor": fields}}}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
+	u.SetName(issuer.GetName())
+	u.SetNamespace(issuer.GetNamespace())
+	return s.Client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(FieldOwner+"-anchor"), client.ForceOwnership)
 }

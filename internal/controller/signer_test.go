@@ -73,7 +73,9 @@ func newSigner(t *testing.T, objs ...client.Object) (*Signer, *events.FakeRecord
 	t.Helper()
 	rec := events.NewFakeRecorder(10)
 	return &Signer{
-		Client:                   fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).Build(),
+		Client: fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).
+			WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}).Build(),
+		AnchorExpiryWarning:      DefaultAnchorExpiryWarning,
 		ClusterResourceNamespace: "linkerd-ca-issuer",
 		WatchNamespaces:          []string{"linkerd", "linkerd-ca-issuer"},
 		EventRecorder:            rec,

@@ -1,0 +1,183 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
+	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+)
+
+func trustRoots(ns string, pems ...[]byte) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "linkerd-identity-trust-roots"},
+		Data:       map[string]string{"ca-bundle.crt": string(bytes.Join(pems, nil))},
+	}
+}
+
+func TestTrustRoots(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	b := newAnchor(t, now.Add(365*24*time.Hour))
+	notTrusted := "TrustAnchorNotTrusted: the trust anchor CN=root.linkerd.cluster.local (SHA-256 " + signer.Fingerprint(a.Certificate) +
+		") is not among the roots Linkerd's identity service trusts (ConfigMap linkerd/linkerd-identity-trust-roots key ca-bundle.crt); an issuer signed by it would break every proxy. Add the anchor to that bundle first (see docs/rotation.md), or set spec.trustRoots.check: false"
+	unchecked := issuer("linkerd")
+	unchecked.Spec.TrustRoots.Check = new(false)
+	controlPlane := clusterIssuer()
+	controlPlane.Spec.ControlPlaneNamespace = "linkerd"
+	noKey := trustRoots("linkerd", a.CertPEM)
+	noKey.Data = map[string]string{"other": "x"}
+
+	for _, tc := range []struct {
+		name    string
+		issuer  issuerapi.Issuer
+		objects []client.Object
+		caPEM   []byte // when signed
+		trusted metav1.ConditionStatus
+		err     string // prefix, when not Ready
+	}{
+		{name: "no trust roots yet: ca.crt is the anchor", issuer: issuer("linkerd"),
+			objects: []client.Object{anchorSecret("linkerd", a)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown},
+		{name: "anchor trusted: ca.crt is the whole bundle", issuer: issuer("linkerd"),
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM, []byte("\n"), a.CertPEM)},
+			caPEM:   append(append([]byte{}, b.CertPEM...), a.CertPEM...), trusted: metav1.ConditionTrue},
+		{name: "anchor not trusted", issuer: issuer("linkerd"),
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM)}, trusted: metav1.ConditionFalse, err: notTrusted},
+		{name: "bundle that does not parse", issuer: issuer("linkerd"),
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", a.CertPEM, a.KeyPEM)}, trusted: metav1.ConditionFalse,
+			err: `TrustAnchorNotTrusted: ConfigMap linkerd/linkerd-identity-trust-roots key ca-bundle.crt, Linkerd's trust roots, does not parse as Linkerd requires: block 2 is "PRIVATE KEY"`},
+		{name: "bundle key missing", issuer: issuer("linkerd"),
+			objects: []client.Object{anchorSecret("linkerd", a), noKey}, trusted: metav1.ConditionFalse,
+			err: `TrustAnchorNotTrusted: ConfigMap linkerd/linkerd-identity-trust-roots has no key "ca-bundle.crt"`},
+		{name: "check off", issuer: unchecked,
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown},
+		{name: "cluster issuer reads the control plane namespace", issuer: controlPlane,
+			objects: []client.Object{anchorSecret("linkerd-ca-issuer", a), trustRoots("linkerd", b.CertPEM), trustRoots("linkerd-ca-issuer", a.CertPEM)},
+			trusted: metav1.ConditionFalse, err: "TrustAnchorNotTrusted: the trust anchor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newSigner(t, append(tc.objects, tc.issuer)...)
+			err := s.Check(context.Background(), tc.issuer)
+			if got := anchorStatus(t, s, tc.issuer); got == nil || got.TrustedByLinkerd != tc.trusted {
+				t.Errorf("status.trustAnchor %+v, want trustedByLinkerd %s", got, tc.trusted)
+			}
+			bundle, signErr := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), tc.issuer)
+			if tc.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+					t.Fatalf("Check: got %v\nwant prefix %s", err, tc.err)
+				}
+				if !errors.As(signErr, &issuersigner.IssuerError{}) || len(bundle.ChainPEM) != 0 {
+					t.Fatalf("Sign with an untrusted anchor: got %v, %d bytes; want an IssuerError and nothing signed", signErr, len(bundle.ChainPEM))
+				}
+				return
+			}
+			if err != nil || signErr != nil {
+				t.Fatalf("Check: %v; Sign: %v", err, signErr)
+			}
+			if !bytes.Equal(bundle.CAPEM, tc.caPEM) {
+				t.Errorf("ca.crt:\n%s\nwant:\n%s", bundle.CAPEM, tc.caPEM)
+			}
+		})
+	}
+}
+
+func anchorStatus(t *testing.T, s *Signer, iss issuerapi.Issuer) *v1alpha1.TrustAnchorStatus {
+	t.Helper()
+	obj := iss.DeepCopyObject().(issuerapi.Issuer)
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		t.Fatal(err)
+	}
+	return statusOf(obj).TrustAnchor
+}
+
+func TestCheckReportsTheAnchor(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	iss := issuer("linkerd")
+	s, rec := newSigner(t, anchorSecret("linkerd", a), iss)
+	if err := s.Check(context.Background(), iss); err != nil {
+		t.Fatal(err)
+	}
+	got := anchorStatus(t, s, iss)
+	want := &v1alpha1.TrustAnchorStatus{
+		Subject: "CN=root.linkerd.cluster.local", NotAfter: metav1.NewTime(a.Certificate.NotAfter),
+		SHA256Fingerprint: signer.Fingerprint(a.Certificate), TrustedByLinkerd: metav1.ConditionUnknown,
+	}
+	if got == nil || got.Subject != want.Subject || !got.NotAfter.Equal(&want.NotAfter) || got.SHA256Fingerprint != want.SHA256Fingerprint ||
+		got.ExpiringSoon || got.TrustedByLinkerd != want.TrustedByLinkerd {
+		t.Fatalf("status.trustAnchor %+v\nwant %+v", got, want)
+	}
+	if v := metricValue(t, "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", "LinkerdCAIssuer", "linkerd/linkerd"); v != float64(a.Certificate.NotAfter.Unix()) {
+		t.Errorf("anchor expiry metric %v, want %d", v, a.Certificate.NotAfter.Unix())
+	}
+	select {
+	case e := <-rec.Events:
+		t.Errorf("unexpected event %q for an anchor valid for a year", e)
+	default:
+	}
+}
+
+func TestCheckWarnsOnceOfAnExpiringAnchor(t *testing.T) {
+	a := newAnchor(t, now.Add(30*24*time.Hour))
+	iss := issuer("linkerd")
+	s, rec := newSigner(t, anchorSecret("linkerd", a), iss)
+	for range 2 {
+		if err := s.Check(context.Background(), iss); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := anchorStatus(t, s, iss); st == nil || !st.ExpiringSoon {
+		t.Errorf("status.trustAnchor.expiringSoon not set: %+v", st)
+	}
+	want := "Warning TrustAnchorExpiring the trust anchor CN=root.linkerd.cluster.local (SHA-256 " + signer.Fingerprint(a.Certificate) + ") expires at 2026-12-29T12:00:00Z, in less than 1440h0m0s"
+	select {
+	case e := <-rec.Events:
+		if !strings.HasPrefix(e, want) {
+			t.Errorf("event %q\nwant prefix %q", e, want)
+		}
+	default:
+		t.Fatal("no Warning event for an anchor expiring in 30 days")
+	}
+	select {
+	case e := <-rec.Events:
+		t.Errorf("second event %q: the warning should be given once per anchor", e)
+	default:
+	}
+}
+
+func TestSignMetrics(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	iss := issuer("metrics")
+	s, _ := newSigner(t, anchorSecret("metrics", a))
+	s.WatchNamespaces = append(s.WatchNamespaces, "metrics")
+	signed := metricValue(t, "linkerd_ca_issuer_requests_signed_total", "LinkerdCAIssuer", "metrics/linkerd")
+	if _, err := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), iss); err != nil {
+		t.Fatal(err)
+	}
+	crt := testpki.SeedCertificate("linkerd")
+	crt.Spec.IsCA = false
+	if _, err := s.Sign(context.Background(), certificateRequest(t, crt), iss); err == nil {
+		t.Fatal("a leaf was signed")
+	}
+	if got := metricValue(t, "linkerd_ca_issuer_requests_signed_total", "LinkerdCAIssuer", "metrics/linkerd"); got != signed+1 {
+		t.Errorf("signed counter %v, want %v", got, signed+1)
+	}
+	if got := metricValue(t, "linkerd_ca_issuer_requests_refused_total", "LinkerdCAIssuer", "metrics/linkerd", "isCA"); got != 1 {
+		t.Errorf("refused{rule=isCA} counter %v, want 1", got)
+	}
+	if got := metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", "LinkerdCAIssuer", "metrics/linkerd"); got != float64(now.Add(24*time.Hour).Unix()) {
+		t.Errorf("issued expiry %v, want %d", got, now.Add(24*time.Hour).Unix())
+	}
+}
