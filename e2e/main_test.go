@@ -27,6 +27,8 @@ const (
 	nsHealth    = "e2e-health"
 	nsDenied    = "e2e-denied"
 	nsPreset    = "e2e-preset"
+	nsDrill     = "e2e-drill"
+	nsMetrics   = "e2e-metrics"
 	nsCluster   = localcp.IssuerNamespace
 	issuerGroup = "linkerdca.io"
 )
@@ -45,7 +47,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset},
+		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics},
 		Logf:            func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
 	})
 	if err != nil {

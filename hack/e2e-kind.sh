@@ -11,7 +11,7 @@ CLUSTER=${KIND_CLUSTER:-linkerd-ca-issuer-e2e}
 IMAGE=linkerd-ca-issuer:e2e
 CERT_MANAGER_VERSION=$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)
 # Every namespace the suite uses must be watched by the installed issuer.
-WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-kind}"
+WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-drill,e2e-metrics,e2e-kind}"
 export KUBECONFIG=$PWD/bin/kind-$CLUSTER.kubeconfig
 
 command -v docker >/dev/null || { echo "e2e-kind needs Docker; use 'make e2e' for the local control plane" >&2; exit 1; }

@@ -1,0 +1,244 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+)
+
+func trustRootsConfigMap(ns string, anchors ...*testpki.Anchor) *corev1.ConfigMap {
+	var b bytes.Buffer
+	for _, a := range anchors {
+		b.Write(a.CertPEM)
+	}
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "linkerd-identity-trust-roots"},
+		Data:       map[string]string{"ca-bundle.crt": b.String()},
+	}
+}
+
+// assertNeverIssued waits a while and checks that a Certificate got no
+// certificate from its requests.
+func assertNeverIssued(t *testing.T, ns, name string, wait time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		for _, cr := range requestsFor(t, ns, name) {
+			if len(cr.Status.Certificate) != 0 {
+				t.Fatalf("CertificateRequest %s was signed", cr.Name)
+			}
+		}
+		if _, err := getSecret(t, ns, name); err == nil {
+			t.Fatalf("Secret %s/%s was written", ns, name)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestTrustAnchorRotation is docs/rotation.md, end to end: an issuer never
+// signs with an anchor Linkerd does not trust yet.
+func TestTrustAnchorRotation(t *testing.T) {
+	old, next := newAnchor(t), newAnchor(t)
+	create(t, anchorSecret(nsDrill, "anchor-old", old), anchorSecret(nsDrill, "anchor-new", next))
+	roots := trustRootsConfigMap(nsDrill, old)
+	create(t, roots)
+	iss := linkerdIssuer(nsDrill, "linkerd", "anchor-old")
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	create(t, seedCertificate(nsDrill, "before", iss.Name))
+	waitCertificateReady(t, nsDrill, "before", 60*time.Second)
+	if s := mustSecret(t, nsDrill, "before"); !bytes.Equal(s.Data["ca.crt"], old.CertPEM) {
+		t.Errorf("before the rotation, ca.crt is not the bundle (old root only)")
+	}
+
+	// Switch the issuer to the new anchor while Linkerd trusts only the old.
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
+		t.Fatal(err)
+	}
+	iss.Spec.TrustAnchorSecretName = "anchor-new"
+	if err := cl.Update(ctx, iss); err != nil {
+		t.Fatal(err)
+	}
+	c := waitIssuer(t, iss, metav1.ConditionFalse, "TrustAnchorNotTrusted: the trust anchor")
+	t.Logf("new anchor, old bundle: %s", c.Message)
+	create(t, seedCertificate(nsDrill, "during", iss.Name))
+	assertNeverIssued(t, nsDrill, "during", 5*time.Second)
+
+	// Add the new root to the bundle: the issuer recovers, the waiting
+	// request is signed by the new root, and ca.crt carries both roots.
+	roots.Data["ca-bundle.crt"] = string(old.CertPEM) + string(next.CertPEM)
+	if err := cl.Update(ctx, roots); err != nil {
+		t.Fatal(err)
+	}
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	waitCertificateReady(t, nsDrill, "during", 60*time.Second)
+	s := mustSecret(t, nsDrill, "during")
+	if want := append(append([]byte{}, old.CertPEM...), next.CertPEM...); !bytes.Equal(s.Data["ca.crt"], want) {
+		t.Errorf("ca.crt does not hold both roots:\n%s", s.Data["ca.crt"])
+	}
+	issuer, _ := assertLinkerdIdentityChecks(t, s)
+	if err := issuer.CheckSignatureFrom(next.Certificate); err != nil {
+		t.Errorf("not signed by the new root: %v", err)
+	}
+
+	// Retire the old root: issuance goes on under the new one alone.
+	roots.Data["ca-bundle.crt"] = string(next.CertPEM)
+	if err := cl.Update(ctx, roots); err != nil {
+		t.Fatal(err)
+	}
+	create(t, seedCertificate(nsDrill, "after", iss.Name))
+	waitCertificateReady(t, nsDrill, "after", 60*time.Second)
+	s = mustSecret(t, nsDrill, "after")
+	if !bytes.Equal(s.Data["ca.crt"], next.CertPEM) {
+		t.Errorf("after retiring the old root, ca.crt is not the new root alone:\n%s", s.Data["ca.crt"])
+	}
+	assertLinkerdIdentityChecks(t, s)
+	actAsIdentityService(t, s)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+}
+
+// TestMetricsEndpoint scrapes the issuer's metrics endpoint around a signed
+// and a refused request.
+func TestMetricsEndpoint(t *testing.T) {
+	if cp.Existing {
+		t.Skip("the installed issuer's metrics endpoint is not reachable from the suite on an existing cluster")
+	}
+	anchor := newAnchor(t)
+	create(t, anchorSecret(nsMetrics, "anchor", anchor))
+	iss := linkerdIssuer(nsMetrics, "linkerd", "anchor")
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	labels := map[string]string{"issuer_kind": "LinkerdCAIssuer", "issuer": nsMetrics + "/linkerd"}
+	signedBefore := scrape(t, "linkerd_ca_issuer_requests_signed_total", labels)
+
+	create(t, seedCertificate(nsMetrics, "good", iss.Name))
+	waitCertificateReady(t, nsMetrics, "good", 60*time.Second)
+	leaf := seedCertificate(nsMetrics, "leaf", iss.Name)
+	leaf.Spec.IsCA = false
+	create(t, leaf)
+	waitRequestFailed(t, nsMetrics, "leaf")
+
+	eventually(t, 10*time.Second, "metrics moved", func() error {
+		if got := scrape(t, "linkerd_ca_issuer_requests_signed_total", labels); got < signedBefore+1 {
+			return fmt.Errorf("signed %v, want at least %v", got, signedBefore+1)
+		}
+		refusedIsCA := map[string]string{"issuer_kind": "LinkerdCAIssuer", "issuer": nsMetrics + "/linkerd", "rule": "isCA"}
+		if got := scrape(t, "linkerd_ca_issuer_requests_refused_total", refusedIsCA); got < 1 {
+			return fmt.Errorf("refused{rule=isCA} %v", got)
+		}
+		if got := scrape(t, "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", labels); got != float64(anchor.Certificate.NotAfter.Unix()) {
+			return fmt.Errorf("anchor expiry %v, want %d", got, anchor.Certificate.NotAfter.Unix())
+		}
+		if got := scrape(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", labels); got < float64(time.Now().Add(23*time.Hour).Unix()) {
+			return fmt.Errorf("issued expiry %v", got)
+		}
+		if got := scrape(t, "linkerd_ca_issuer_signing_duration_seconds", map[string]string{"issuer_kind": "LinkerdCAIssuer"}); got < 1 {
+			return fmt.Errorf("signing latency histogram has %v observations", got)
+		}
+		return nil
+	})
+}
+
+// scrape reads one series from the issuer's metrics endpoint (a histogram's
+// sample count); 0 when absent.
+func scrape(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + cp.IssuerMetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := families[name]
+	if !ok {
+		return 0
+	}
+	for _, m := range f.GetMetric() {
+		if matches(m, labels) {
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return 0
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	if len(m.GetLabel()) != len(labels) {
+		return false
+	}
+	for _, l := range m.GetLabel() {
+		if labels[l.GetName()] != l.GetValue() {
+			return false
+		}
+	}
+	return true
+}
+
+// TestExpiringAnchorWarning: an anchor within linkerd check's 60 days shows
+// in the issuer's status and as a Warning event, and still signs.
+func TestExpiringAnchorWarning(t *testing.T) {
+	anchor, err := testpki.NewAnchor(time.Now().Add(-time.Hour), time.Now().Add(30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, anchorSecret(nsMetrics, "expiring", anchor))
+	iss := linkerdIssuer(nsMetrics, "expiring", "expiring")
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	eventually(t, 30*time.Second, "status.trustAnchor.expiringSoon and a TrustAnchorExpiring event", func() error {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
+			return err
+		}
+		st := iss.Status.TrustAnchor
+		if st == nil || !st.ExpiringSoon || !st.NotAfter.Time.Equal(anchor.Certificate.NotAfter) || !strings.Contains(st.SHA256Fingerprint, ":") {
+			return fmt.Errorf("status.trustAnchor %+v", st)
+		}
+		var list eventsv1.EventList
+		if err := cl.List(ctx, &list, client.InNamespace(nsMetrics)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == iss.Name && e.Regarding.Kind == "LinkerdCAIssuer" && e.Reason == "TrustAnchorExpiring" && e.Type == corev1.EventTypeWarning {
+				return nil
+			}
+		}
+		return fmt.Errorf("no TrustAnchorExpiring event among %d", len(list.Items))
+	})
+	crt := seedCertificate(nsMetrics, "under-expiring", iss.Name)
+	create(t, crt)
+	waitCertificateReady(t, nsMetrics, crt.Name, 60*time.Second)
+	var got cmapi.Certificate
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(crt), &got); err != nil {
+		t.Fatal(err)
+	}
+	if c := certificateCondition(&got, cmapi.CertificateConditionReady); c == nil || c.Status != cmmeta.ConditionTrue {
+		t.Errorf("Certificate under an expiring anchor not Ready: %+v", c)
+	}
+}
