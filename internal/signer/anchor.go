@@ -104,30 +104,30 @@ func checkAnchorCertificate(cert *x509.Certificate, now time.Time) error {
 	if now.After(cert.NotAfter) {
 		return badAnchor("the certificate in tls.crt expired at %s; create a new trust anchor and rotate Linkerd's trust roots", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if err := checkAnchorAlgorithm(cert); err != nil {
-		return err
+	if err := CheckAnchorAlgorithm(cert); err != nil {
+		return badAnchor("the certificate in tls.crt %v", err)
 	}
 	return nil
 }
 
-// checkAnchorAlgorithm is `linkerd check`'s "trust anchors are using
-// supported crypto algorithm".
-func checkAnchorAlgorithm(cert *x509.Certificate) error {
+// CheckAnchorAlgorithm is `linkerd check`'s "trust anchors are using
+// supported crypto algorithm". The error reads after "the certificate".
+func CheckAnchorAlgorithm(cert *x509.Certificate) error {
 	const allowed = "Linkerd accepts trust anchors with ECDSA P-256 or RSA 2048/4096 keys, signed with ECDSA-SHA256 or SHA256-RSA"
 	switch k := cert.PublicKey.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return badAnchor("the certificate in tls.crt has an %s key; %s", describeKey(k), allowed)
+			return fmt.Errorf("has an %s key; %s", describeKey(k), allowed)
 		}
 	case *rsa.PublicKey:
 		if bits := k.N.BitLen(); bits != 2048 && bits != 4096 {
-			return badAnchor("the certificate in tls.crt has an %s key; %s", describeKey(k), allowed)
+			return fmt.Errorf("has an %s key; %s", describeKey(k), allowed)
 		}
 	default:
-		return badAnchor("the certificate in tls.crt has %s key; %s", describeKey(cert.PublicKey), allowed)
+		return fmt.Errorf("has %s key; %s", describeKey(cert.PublicKey), allowed)
 	}
 	if cert.SignatureAlgorithm != x509.ECDSAWithSHA256 && cert.SignatureAlgorithm != x509.SHA256WithRSA {
-		return badAnchor("the certificate in tls.crt is signed with %s; %s", cert.SignatureAlgorithm, allowed)
+		return fmt.Errorf("is signed with %s; %s", cert.SignatureAlgorithm, allowed)
 	}
 	return nil
 }
