@@ -27,8 +27,9 @@ all: build
 ##@ Build
 
 .PHONY: build
-build: ## Build the controller binary into bin/.
+build: ## Build the controller and the linkerd-ca CLI into bin/.
 	go build -trimpath -o $(BIN)/linkerd-ca-issuer ./cmd/linkerd-ca-issuer
+	go build -trimpath -o $(BIN)/linkerd-ca ./cmd/linkerd-ca
 
 ##@ Generated files
 

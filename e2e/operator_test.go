@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
 )
 
@@ -240,5 +241,45 @@ func TestExpiringAnchorWarning(t *testing.T) {
 	}
 	if c := certificateCondition(&got, cmapi.CertificateConditionReady); c == nil || c.Status != cmmeta.ConditionTrue {
 		t.Errorf("Certificate under an expiring anchor not Ready: %+v", c)
+	}
+}
+
+// TestCLI: linkerd-ca against the cluster — the trust anchor it creates
+// issues through a LinkerdCAIssuer, it refuses to overwrite that anchor, and
+// its check passes on the result, trust roots included.
+func TestCLI(t *testing.T) {
+	linkerdCA := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Run(ctx, append(args, "--kubeconfig", cp.AdminKubeconfig, "--namespace", nsMetrics), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := linkerdCA("trust-anchor", "create", "--name", "cli-anchor"); code != 0 {
+		t.Fatalf("trust-anchor create: %d %s", code, out)
+	}
+	t.Cleanup(func() { _ = cl.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsMetrics, Name: "cli-anchor"}}) })
+	before := mustSecret(t, nsMetrics, "cli-anchor")
+	if before.Type != corev1.SecretTypeTLS {
+		t.Errorf("Secret type %s", before.Type)
+	}
+	if code, out := linkerdCA("trust-anchor", "create", "--name", "cli-anchor"); code != 1 || !strings.Contains(out, "already holds a trust anchor") {
+		t.Errorf("second create: %d %s", code, out)
+	}
+	if after := mustSecret(t, nsMetrics, "cli-anchor"); !bytes.Equal(before.Data["tls.crt"], after.Data["tls.crt"]) {
+		t.Error("the refused create replaced the anchor")
+	}
+
+	roots := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: nsMetrics, Name: "linkerd-identity-trust-roots"},
+		Data:       map[string]string{"ca-bundle.crt": string(before.Data["tls.crt"])},
+	}
+	create(t, roots)
+	iss := linkerdIssuer(nsMetrics, "cli", "cli-anchor")
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	create(t, seedCertificate(nsMetrics, "cli-issued", iss.Name))
+	waitCertificateReady(t, nsMetrics, "cli-issued", 60*time.Second)
+	code, out := linkerdCA("check", "--secret", "cli-issued")
+	if code != 0 || !strings.Contains(out, "√ issuer cert chains to Linkerd's trust roots") || !strings.Contains(out, "√ issuer can sign a proxy certificate") {
+		t.Errorf("check: %d\n%s", code, out)
 	}
 }

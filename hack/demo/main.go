@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -29,7 +28,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
 )
 
@@ -65,19 +66,10 @@ func run(ctx context.Context) (err error) {
 
 	fmt.Printf("1. Namespace %s (Linkerd's control plane) exists\n", ns)
 
-	anchor, err := testpki.NewAnchor(time.Now().Add(-time.Minute), time.Now().Add(10*365*24*time.Hour))
-	if err != nil {
-		return err
+	fmt.Printf("2. Trust anchor: linkerd-ca trust-anchor create --namespace %s --name linkerd-trust-anchor\n   ", ns)
+	if code := cli.Run(ctx, []string{"trust-anchor", "create", "--kubeconfig", cp.AdminKubeconfig, "--namespace", ns, "--name", "linkerd-trust-anchor"}, os.Stdout, os.Stderr); code != 0 {
+		return fmt.Errorf("step 2, creating the trust anchor Secret: linkerd-ca exited %d", code)
 	}
-	if err := c.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "linkerd-trust-anchor"},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: anchor.CertPEM, corev1.TLSPrivateKeyKey: anchor.KeyPEM},
-	}); err != nil {
-		return fmt.Errorf("step 2, creating the trust anchor Secret: %w", err)
-	}
-	fmt.Printf("2. Trust anchor: ECDSA P-256 root %s, valid until %s, in Secret %s/linkerd-trust-anchor (kubernetes.io/tls)\n",
-		anchor.Certificate.Subject, anchor.Certificate.NotAfter.UTC().Format(time.DateOnly), ns)
 
 	issuer := &v1alpha1.LinkerdCAIssuer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "linkerd-trust-anchor"},
@@ -111,6 +103,10 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("5. Secret %s/%s written by cert-manager:\n\n", ns, secret.Name)
 	if err := summarize(&secret); err != nil {
 		return fmt.Errorf("step 5: %w", err)
+	}
+	fmt.Printf("\n6. linkerd-ca check --namespace %s --secret %s (linkerd check's identity checks):\n\n", ns, secret.Name)
+	if code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "--namespace", ns, "--secret", secret.Name}, os.Stdout, os.Stderr); code != 0 {
+		return fmt.Errorf("step 6: the issued Secret fails linkerd's identity checks")
 	}
 
 	fmt.Printf("\nThe control plane keeps running. Try:\n\n  export KUBECONFIG=%s\n  bin/kubectl get linkerdcaissuers,certificates,certificaterequests -n %s\n\n", cp.AdminKubeconfig, ns)
@@ -179,7 +175,6 @@ func summarize(s *corev1.Secret) error {
 	}
 	_, verifyErr := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}})
 	matches, _ := pki.PublicKeyMatchesCertificate(key.Public(), cert)
-	rootSum := sha256.Sum256(roots[0].Raw)
 
 	rows := [][2]string{
 		{"type", string(s.Type) + " (keys: " + strings.Join(keys(s.Data), ", ") + ")"},
@@ -193,7 +188,7 @@ func summarize(s *corev1.Secret) error {
 		{"ext key usage", strings.Join(extKeyUsages(cert.ExtKeyUsage), ", ")},
 		{"key", keyType(cert.PublicKey)},
 		{"signature", cert.SignatureAlgorithm.String()},
-		{"chains to ca.crt", yesNo(verifyErr == nil, verifyErr) + fmt.Sprintf(" (root %s, SHA-256 %x)", roots[0].Subject, rootSum[:8])},
+		{"chains to ca.crt", yesNo(verifyErr == nil, verifyErr) + fmt.Sprintf(" (root %s, SHA-256 %s)", roots[0].Subject, signer.Fingerprint(roots[0]))},
 		{"tls.key matches", yesNo(matches, nil)},
 	}
 	for _, r := range rows {

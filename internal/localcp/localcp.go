@@ -135,7 +135,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if cp.Client, err = client.New(cp.Config, client.Options{Scheme: cp.env.Scheme}); err != nil {
 		return cp, err
 	}
-	if cp.AdminKubeconfig, err = cp.writeKubeconfig("admin", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
+	if cp.Existing {
+		cp.AdminKubeconfig = os.Getenv("KUBECONFIG")
+	} else if cp.AdminKubeconfig, err = cp.writeKubeconfig("admin", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
 		return cp, err
 	}
 	for _, ns := range append([]string{IssuerNamespace}, opts.WatchNamespaces...) {
