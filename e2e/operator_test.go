@@ -256,7 +256,9 @@ func TestCLI(t *testing.T) {
 	if code, out := linkerdCA("trust-anchor", "create", "--name", "cli-anchor"); code != 0 {
 		t.Fatalf("trust-anchor create: %d %s", code, out)
 	}
-	t.Cleanup(func() { _ = cl.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsMetrics, Name: "cli-anchor"}}) })
+	t.Cleanup(func() {
+		_ = cl.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsMetrics, Name: "cli-anchor"}})
+	})
 	before := mustSecret(t, nsMetrics, "cli-anchor")
 	if before.Type != corev1.SecretTypeTLS {
 		t.Errorf("Secret type %s", before.Type)
