@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -186,7 +184,7 @@ func summarize(s *corev1.Secret) error {
 		{"CA", fmt.Sprintf("%v, path length %s", cert.IsCA, pathLen(cert))},
 		{"key usage", strings.Join(keyUsages(cert.KeyUsage), ", ")},
 		{"ext key usage", strings.Join(extKeyUsages(cert.ExtKeyUsage), ", ")},
-		{"key", keyType(cert.PublicKey)},
+		{"key", signer.DescribeKey(cert.PublicKey)},
 		{"signature", cert.SignatureAlgorithm.String()},
 		{"chains to ca.crt", yesNo(verifyErr == nil, verifyErr) + fmt.Sprintf(" (root %s, SHA-256 %s)", roots[0].Subject, signer.Fingerprint(roots[0]))},
 		{"tls.key matches", yesNo(matches, nil)},
@@ -231,16 +229,6 @@ func extKeyUsages(eku []x509.ExtKeyUsage) []string {
 		out = append(out, string(u))
 	}
 	return out
-}
-
-func keyType(pub any) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return "ECDSA " + k.Curve.Params().Name
-	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA %d", k.N.BitLen())
-	}
-	return fmt.Sprintf("%T", pub)
 }
 
 func yesNo(ok bool, err error) string {

@@ -159,19 +159,12 @@ func parse(in Input) (anchors []*x509.Certificate, issuer *x509.Certificate, key
 // ECDSA-SHA256, so the issuer key must be ECDSA P-256.
 func issuerAlgorithm(c *x509.Certificate) error {
 	if k, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
-		return fmt.Errorf("the issuer key is %s; Linkerd needs ECDSA P-256", describe(c.PublicKey))
+		return fmt.Errorf("the issuer key is %s; Linkerd needs ECDSA P-256", signer.DescribeKey(c.PublicKey))
 	}
 	if c.SignatureAlgorithm != x509.ECDSAWithSHA256 && c.SignatureAlgorithm != x509.SHA256WithRSA {
 		return fmt.Errorf("the issuer certificate is signed with %s; Linkerd needs ECDSA-SHA256 (SHA256-RSA under an RSA root)", c.SignatureAlgorithm)
 	}
 	return nil
-}
-
-func describe(pub any) string {
-	if k, ok := pub.(*ecdsa.PublicKey); ok {
-		return "ECDSA " + k.Curve.Params().Name
-	}
-	return fmt.Sprintf("%T", pub)
 }
 
 func validNow(what string, c *x509.Certificate, now time.Time) error {

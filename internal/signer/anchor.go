@@ -117,14 +117,14 @@ func CheckAnchorAlgorithm(cert *x509.Certificate) error {
 	switch k := cert.PublicKey.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return fmt.Errorf("has an %s key; %s", describeKey(k), allowed)
+			return fmt.Errorf("has an %s key; %s", DescribeKey(k), allowed)
 		}
 	case *rsa.PublicKey:
 		if bits := k.N.BitLen(); bits != 2048 && bits != 4096 {
-			return fmt.Errorf("has an %s key; %s", describeKey(k), allowed)
+			return fmt.Errorf("has an %s key; %s", DescribeKey(k), allowed)
 		}
 	default:
-		return fmt.Errorf("has %s key; %s", describeKey(cert.PublicKey), allowed)
+		return fmt.Errorf("has %s key; %s", DescribeKey(cert.PublicKey), allowed)
 	}
 	if cert.SignatureAlgorithm != x509.ECDSAWithSHA256 && cert.SignatureAlgorithm != x509.SHA256WithRSA {
 		return fmt.Errorf("is signed with %s; %s", cert.SignatureAlgorithm, allowed)

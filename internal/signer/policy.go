@@ -118,10 +118,11 @@ func (p Policy) checkKey(r *request) error {
 	if k, ok := csr.PublicKey.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
 		return nil
 	}
-	return refuse(RuleKey, "%s is not allowed; a Linkerd identity issuer key must be ECDSA P-256 (set spec.privateKey.algorithm: ECDSA and size: 256 on the Certificate)", describeKey(csr.PublicKey))
+	return refuse(RuleKey, "%s is not allowed; a Linkerd identity issuer key must be ECDSA P-256 (set spec.privateKey.algorithm: ECDSA and size: 256 on the Certificate)", DescribeKey(csr.PublicKey))
 }
 
-func describeKey(pub any) string {
+// DescribeKey names a public key's algorithm and size, as messages say it.
+func DescribeKey(pub any) string {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		return "ECDSA " + k.Curve.Params().Name

@@ -1,22 +1,19 @@
 // Package testpki makes the certificates and requests tests need: trust
-// anchors like Linkerd's guide creates with step, and requests shaped the
-// way cert-manager builds them from the guide's Certificate.
+// anchors with chosen lifetimes, and requests shaped the way cert-manager
+// builds them from the guide's Certificate.
 package testpki
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/trustanchor"
 )
 
 // IdentityCommonName is the default Linkerd identity issuer name.
@@ -49,45 +46,23 @@ type Anchor struct {
 	KeyPEM      []byte
 }
 
-// NewAnchor makes a self-signed ECDSA P-256 root CA valid from notBefore to
-// notAfter, like `step certificate create --profile root-ca`.
+// NewAnchor makes a trust anchor with linkerd-ca's own maker, subject
+// CN=root.linkerd.cluster.local, valid from notBefore to notAfter.
 func NewAnchor(notBefore, notAfter time.Time) (*Anchor, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := notBefore.Add(time.Minute) // trustanchor backdates by a minute
+	p, err := trustanchor.Create("root.linkerd.cluster.local", notAfter.Sub(now), now)
 	if err != nil {
 		return nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	cert, err := pki.DecodeX509CertificateBytes(p.Certificate)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "root.linkerd.cluster.local"},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	key, err := pki.DecodePrivateKeyBytes(p.Key)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pki.EncodePrivateKey(key, cmapi.PKCS8)
-	if err != nil {
-		return nil, err
-	}
-	return &Anchor{
-		Certificate: cert,
-		Key:         key,
-		CertPEM:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:      keyPEM,
-	}, nil
+	return &Anchor{Certificate: cert, Key: key, CertPEM: p.Certificate, KeyPEM: p.Key}, nil
 }
 
 // CSRFor returns a PEM CSR for crt the way cert-manager generates it, and
