@@ -71,7 +71,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 	if err := s.indexIssuers(ctx, mgr); err != nil {
 		return err
 	}
-	w := &watches{signer: s, recheckInterval: cfg.RecheckInterval}
+	w := &watches{recheckInterval: cfg.RecheckInterval}
 	return (&controllers.CombinedController{
 		IssuerTypes:        []issuerapi.Issuer{&v1alpha1.LinkerdCAIssuer{}},
 		ClusterIssuerTypes: []issuerapi.Issuer{&v1alpha1.LinkerdCAClusterIssuer{}},

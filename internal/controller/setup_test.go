@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
@@ -166,5 +167,23 @@ func TestOptionsComplete(t *testing.T) {
 	o = Options{ClusterResourceNamespace: "x", LeaderElectionNamespace: "x", MaxRetryDuration: time.Minute, RecheckInterval: time.Second}
 	if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "--recheck-interval must be at least 1m") {
 		t.Errorf("1s recheck interval: got %v", err)
+	}
+}
+
+func TestSendRechecks(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(clusterIssuer()).Build()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan event.GenericEvent)
+	done := make(chan error)
+	go func() { done <- sendRechecks(ctx, c, "LinkerdCAClusterIssuer", 10*time.Millisecond, out) }()
+	for range 2 { // every interval, not once
+		e := <-out
+		if _, ok := e.Object.(*v1alpha1.LinkerdCAClusterIssuer); !ok || e.Object.GetName() != "linkerd" {
+			t.Fatalf("recheck of %T %s", e.Object, e.Object.GetName())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,7 +54,6 @@ func (s *Signer) indexIssuers(ctx context.Context, mgr ctrl.Manager) error {
 // anchor Secret, Linkerd's trust roots ConfigMap, and time itself (an
 // anchor expires, or starts to expire soon, without any object changing).
 type watches struct {
-	signer          *Signer
 	recheckInterval time.Duration
 }
 
@@ -75,26 +74,32 @@ func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl
 	ticks := make(chan event.GenericEvent)
 	b.WatchesRawSource(source.Channel(ticks, &handler.EnqueueRequestForObject{}))
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		t := time.NewTicker(w.recheckInterval)
-		defer t.Stop()
-		for {
+		return sendRechecks(ctx, c, gvk.Kind, w.recheckInterval, ticks)
+	}))
+}
+
+// sendRechecks sends an event for every issuer of a kind, every interval,
+// until ctx ends.
+func sendRechecks(ctx context.Context, c client.Reader, kind string, every time.Duration, out chan<- event.GenericEvent) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, r := range IssuersReferencing(ctx, c, kind, "", "") {
+			obj := newIssuer(kind)
+			obj.SetNamespace(r.Namespace)
+			obj.SetName(r.Name)
 			select {
+			case out <- event.GenericEvent{Object: obj}:
 			case <-ctx.Done():
 				return nil
-			case <-t.C:
-				for _, r := range IssuersReferencing(ctx, c, gvk.Kind, "", "") {
-					obj := newIssuer(gvk.Kind)
-					obj.SetNamespace(r.Namespace)
-					obj.SetName(r.Name)
-					select {
-					case ticks <- event.GenericEvent{Object: obj}:
-					case <-ctx.Done():
-						return nil
-					}
-				}
 			}
 		}
-	}))
+	}
 }
 
 func newIssuer(kind string) client.Object {
