@@ -45,7 +45,7 @@ type Options struct {
 	// empty.
 	RepoRoot string
 	// WatchNamespaces are where LinkerdCAIssuers may live; the issuer gets
-	// the generated Secret Role in each. linkerd when empty.
+	// the chart's Secret and ConfigMap Role in each. linkerd when empty.
 	WatchNamespaces []string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
