@@ -16,21 +16,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
 )
 
 // TestKubernetesCSR: the same policy applies to certificates.k8s.io
 // CertificateSigningRequests naming the cluster issuer as signer.
 func TestKubernetesCSR(t *testing.T) {
-	anchor := newAnchor(t)
-	create(t, anchorSecret(nsCluster, "csr-anchor", anchor))
-	iss := &v1alpha1.LinkerdCAClusterIssuer{
-		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-csr"},
-		Spec:       v1alpha1.IssuerSpec{TrustAnchorSecretName: "csr-anchor"},
-	}
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	anchor, iss := readyClusterIssuer(t, "linkerd-csr", "csr-anchor")
 
 	request := func(name string, isCA bool) *certificatesv1.CertificateSigningRequest {
 		csrPEM, _, err := testpki.CSRFor(testpki.SeedCertificate(nsLinkerd))

@@ -18,8 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
 // TestSeedFlow is Linkerd's guide with this issuer in place of cert-manager's
@@ -214,14 +212,7 @@ func TestIssuerHealth(t *testing.T) {
 // TestClusterIssuer: the anchor lives in the controller's cluster resource
 // namespace, the Certificate in linkerd.
 func TestClusterIssuer(t *testing.T) {
-	anchor := newAnchor(t)
-	create(t, anchorSecret(nsCluster, "cluster-anchor", anchor))
-	iss := &v1alpha1.LinkerdCAClusterIssuer{
-		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-cluster"},
-		Spec:       v1alpha1.IssuerSpec{TrustAnchorSecretName: "cluster-anchor"},
-	}
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	anchor, iss := readyClusterIssuer(t, "linkerd-cluster", "cluster-anchor")
 
 	crt := seedCertificate(nsLinkerd, "from-cluster-issuer", iss.Name)
 	crt.Spec.IssuerRef.Kind = "LinkerdCAClusterIssuer"

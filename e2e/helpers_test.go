@@ -77,6 +77,21 @@ func linkerdIssuer(ns, name, secret string) *v1alpha1.LinkerdCAIssuer {
 	}
 }
 
+// readyClusterIssuer makes a LinkerdCAClusterIssuer with a new anchor in
+// the cluster resource namespace and waits for it to be Ready.
+func readyClusterIssuer(t *testing.T, name, secret string) (*testpki.Anchor, *v1alpha1.LinkerdCAClusterIssuer) {
+	t.Helper()
+	anchor := newAnchor(t)
+	create(t, anchorSecret(nsCluster, secret, anchor))
+	iss := &v1alpha1.LinkerdCAClusterIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       v1alpha1.IssuerSpec{TrustAnchorSecretName: secret},
+	}
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	return anchor, iss
+}
+
 // seedCertificate is the guide's Certificate pointed at a LinkerdCAIssuer.
 func seedCertificate(ns, name, issuer string) *cmapi.Certificate {
 	crt := testpki.SeedCertificate(ns)
