@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -79,6 +80,17 @@ func TestTrustAnchorRotation(t *testing.T) {
 	}
 	c := waitIssuer(t, iss, metav1.ConditionFalse, "TrustAnchorNotTrusted: the trust anchor")
 	t.Logf("new anchor, old bundle: %s", c.Message)
+	eventually(t, 10*time.Second, "condition TrustAnchorTrusted=False", func() error {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
+			return err
+		}
+		tc := meta.FindStatusCondition(iss.Status.Conditions, "TrustAnchorTrusted")
+		if tc == nil || tc.Status != metav1.ConditionFalse || tc.Reason != "TrustAnchorNotTrusted" ||
+			iss.Status.TrustAnchor == nil || iss.Status.TrustAnchor.TrustedByLinkerd != metav1.ConditionFalse {
+			return fmt.Errorf("condition %+v, status.trustAnchor %+v", tc, iss.Status.TrustAnchor)
+		}
+		return nil
+	})
 	create(t, seedCertificate(nsDrill, "during", iss.Name))
 	assertNeverIssued(t, nsDrill, "during", 5*time.Second)
 

@@ -16,6 +16,7 @@ import (
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -56,13 +57,25 @@ type Signer struct {
 type loaded struct {
 	anchor *signer.Anchor
 	// caPEM is Linkerd's trust roots bundle when it exists, else the anchor.
-	caPEM   []byte
-	trusted metav1.ConditionStatus
+	caPEM []byte
+	// trust is the TrustAnchorTrusted condition: is the anchor among the
+	// roots Linkerd's identity service trusts.
+	trust metav1.Condition
 }
 
-// ReasonTrustAnchorNotTrusted starts the message of an issuer whose anchor
-// Linkerd's identity service does not trust.
-const ReasonTrustAnchorNotTrusted = "TrustAnchorNotTrusted"
+// ConditionTrustAnchorTrusted says whether an issuer's anchor is among the
+// roots Linkerd's identity service trusts; the controller sets it beside
+// issuer-lib's Ready.
+const ConditionTrustAnchorTrusted = "TrustAnchorTrusted"
+
+// The reasons of ConditionTrustAnchorTrusted. ReasonTrustAnchorNotTrusted
+// also starts the Ready message of an issuer it stops.
+const (
+	ReasonTrusted               = "Trusted"
+	ReasonTrustAnchorNotTrusted = "TrustAnchorNotTrusted"
+	ReasonTrustRootsNotFound    = "TrustRootsNotFound"
+	ReasonCheckDisabled         = "CheckDisabled"
+)
 
 // Check is issuer-lib's readiness check: the issuer is Ready when its trust
 // anchor Secret holds an anchor that can sign and, once Linkerd is
@@ -237,8 +250,12 @@ func (s *Signer) load(ctx context.Context, issuer issuerapi.Issuer) (*loaded, er
 	if err != nil {
 		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 	}
-	l := &loaded{anchor: anchor, caPEM: anchor.PEM, trusted: metav1.ConditionUnknown}
+	l := &loaded{anchor: anchor, caPEM: anchor.PEM}
 	return l, s.checkTrusted(ctx, issuer, l)
+}
+
+func trustCondition(status metav1.ConditionStatus, reason, format string, args ...any) metav1.Condition {
+	return metav1.Condition{Type: ConditionTrustAnchorTrusted, Status: status, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // checkTrusted: signing with an anchor Linkerd's identity service does not
@@ -248,21 +265,25 @@ func (s *Signer) load(ctx context.Context, issuer issuerapi.Issuer) (*loaded, er
 func (s *Signer) checkTrusted(ctx context.Context, issuer issuerapi.Issuer, l *loaded) error {
 	ref, key, ok := TrustRootsConfigMap(issuer)
 	if !ok {
+		l.trust = trustCondition(metav1.ConditionUnknown, ReasonCheckDisabled, "spec.trustRoots.check is false; ca.crt is the anchor alone")
 		return nil
 	}
 	if err := s.checkWatched("trust roots ConfigMap", ref); err != nil {
+		l.trust = trustCondition(metav1.ConditionUnknown, ReasonTrustRootsNotFound, "%v", err)
 		return err
 	}
 	var cm corev1.ConfigMap
 	if err := s.Client.Get(ctx, ref, &cm); err != nil {
 		if apierrors.IsNotFound(err) {
+			l.trust = trustCondition(metav1.ConditionUnknown, ReasonTrustRootsNotFound,
+				"ConfigMap %s not found: Linkerd is not installed yet, so ca.crt is the anchor alone; once it exists the anchor must be in it", ref)
 			return nil
 		}
 		return fmt.Errorf("reading trust roots ConfigMap %s: %w", ref, err)
 	}
 	untrusted := func(format string, args ...any) error {
-		l.trusted = metav1.ConditionFalse
-		return fmt.Errorf("%s: "+format, append([]any{ReasonTrustAnchorNotTrusted}, args...)...)
+		l.trust = trustCondition(metav1.ConditionFalse, ReasonTrustAnchorNotTrusted, format, args...)
+		return fmt.Errorf("%s: %s", ReasonTrustAnchorNotTrusted, l.trust.Message)
 	}
 	bundle, ok := cm.Data[key]
 	if !ok {
@@ -276,7 +297,8 @@ func (s *Signer) checkTrusted(ctx context.Context, issuer issuerapi.Issuer, l *l
 		return untrusted("the trust anchor %s (SHA-256 %s) is not among the roots Linkerd's identity service trusts (ConfigMap %s key %s); an issuer signed by it would break every proxy. Add the anchor to that bundle first (see docs/rotation.md), or set spec.trustRoots.check: false",
 			l.anchor.Certificate.Subject, signer.Fingerprint(l.anchor.Certificate), ref, key)
 	}
-	l.caPEM, l.trusted = signer.EncodeBundle(roots), metav1.ConditionTrue
+	l.caPEM = signer.EncodeBundle(roots)
+	l.trust = trustCondition(metav1.ConditionTrue, ReasonTrusted, "the trust anchor is among the roots in ConfigMap %s key %s; ca.crt carries all %d", ref, key, len(roots))
 	return nil
 }
 
@@ -293,7 +315,7 @@ func (s *Signer) reportAnchor(ctx context.Context, issuer issuerapi.Issuer, l *l
 		NotAfter:          metav1.NewTime(cert.NotAfter),
 		SHA256Fingerprint: signer.Fingerprint(cert),
 		ExpiringSoon:      cert.NotAfter.Sub(s.Clock.Now()) < s.AnchorExpiryWarning,
-		TrustedByLinkerd:  l.trusted,
+		TrustedByLinkerd:  l.trust.Status,
 	}
 	have := statusOf(issuer).TrustAnchor
 	if want.ExpiringSoon && (have == nil || !have.ExpiringSoon || have.SHA256Fingerprint != want.SHA256Fingerprint) && s.EventRecorder != nil {
@@ -301,24 +323,40 @@ func (s *Signer) reportAnchor(ctx context.Context, issuer issuerapi.Issuer, l *l
 			"the trust anchor %s (SHA-256 %s) expires at %s, in less than %s; everything it signs expires with it. Rotate it (docs/rotation.md).",
 			want.Subject, want.SHA256Fingerprint, cert.NotAfter.UTC().Format(time.RFC3339), s.AnchorExpiryWarning)
 	}
+	cond := l.trust
+	cond.ObservedGeneration = issuer.GetGeneration()
+	cond.LastTransitionTime = metav1.NewTime(s.Clock.Now())
+	haveCond := meta.FindStatusCondition(statusOf(issuer).Conditions, ConditionTrustAnchorTrusted)
+	if haveCond != nil && haveCond.Status == cond.Status {
+		cond.LastTransitionTime = haveCond.LastTransitionTime
+	}
 	if have != nil && have.Subject == want.Subject && have.NotAfter.Equal(&want.NotAfter) && have.SHA256Fingerprint == want.SHA256Fingerprint &&
-		have.ExpiringSoon == want.ExpiringSoon && have.TrustedByLinkerd == want.TrustedByLinkerd {
+		have.ExpiringSoon == want.ExpiringSoon && have.TrustedByLinkerd == want.TrustedByLinkerd &&
+		haveCond != nil && *haveCond == cond {
 		return
 	}
-	if err := s.applyAnchorStatus(ctx, issuer, want); err != nil {
+	if err := s.applyAnchorStatus(ctx, issuer, want, cond); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "updating status.trustAnchor")
 	}
 }
 
-// applyAnchorStatus server-side-applies status.trustAnchor under a field
-// manager of its own, beside issuer-lib's Ready condition.
-func (s *Signer) applyAnchorStatus(ctx context.Context, issuer issuerapi.Issuer, st *v1alpha1.TrustAnchorStatus) error {
+// applyAnchorStatus server-side-applies status.trustAnchor and the
+// TrustAnchorTrusted condition under a field manager of its own, beside
+// issuer-lib's Ready condition.
+func (s *Signer) applyAnchorStatus(ctx context.Context, issuer issuerapi.Issuer, st *v1alpha1.TrustAnchorStatus, cond metav1.Condition) error {
 	kind, _ := issuerLabels(issuer)
 	fields, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
 	if err != nil {
 		return err
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"trustAnchor": fields}}}
+	condFields, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&cond)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{
+		"trustAnchor": fields,
+		"conditions":  []any{condFields},
+	}}}
 	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
 	u.SetName(issuer.GetName())
 	u.SetNamespace(issuer.GetNamespace())

@@ -11,6 +11,7 @@ import (
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,32 +45,39 @@ func TestTrustRoots(t *testing.T) {
 		objects []client.Object
 		caPEM   []byte // when signed
 		trusted metav1.ConditionStatus
+		reason  string
 		err     string // prefix, when not Ready
 	}{
 		{name: "no trust roots yet: ca.crt is the anchor", issuer: issuer("linkerd"),
-			objects: []client.Object{anchorSecret("linkerd", a)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown},
+			objects: []client.Object{anchorSecret("linkerd", a)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown, reason: ReasonTrustRootsNotFound},
 		{name: "anchor trusted: ca.crt is the whole bundle", issuer: issuer("linkerd"),
 			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM, []byte("\n"), a.CertPEM)},
-			caPEM:   append(append([]byte{}, b.CertPEM...), a.CertPEM...), trusted: metav1.ConditionTrue},
+			caPEM:   append(append([]byte{}, b.CertPEM...), a.CertPEM...), trusted: metav1.ConditionTrue, reason: ReasonTrusted},
 		{name: "anchor not trusted", issuer: issuer("linkerd"),
-			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM)}, trusted: metav1.ConditionFalse, err: notTrusted},
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM)}, trusted: metav1.ConditionFalse, reason: ReasonTrustAnchorNotTrusted, err: notTrusted},
 		{name: "bundle that does not parse", issuer: issuer("linkerd"),
-			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", a.CertPEM, a.KeyPEM)}, trusted: metav1.ConditionFalse,
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", a.CertPEM, a.KeyPEM)}, trusted: metav1.ConditionFalse, reason: ReasonTrustAnchorNotTrusted,
 			err: `TrustAnchorNotTrusted: ConfigMap linkerd/linkerd-identity-trust-roots key ca-bundle.crt, Linkerd's trust roots, does not parse as Linkerd requires: block 2 is "PRIVATE KEY"`},
 		{name: "bundle key missing", issuer: issuer("linkerd"),
-			objects: []client.Object{anchorSecret("linkerd", a), noKey}, trusted: metav1.ConditionFalse,
+			objects: []client.Object{anchorSecret("linkerd", a), noKey}, trusted: metav1.ConditionFalse, reason: ReasonTrustAnchorNotTrusted,
 			err: `TrustAnchorNotTrusted: ConfigMap linkerd/linkerd-identity-trust-roots has no key "ca-bundle.crt"`},
 		{name: "check off", issuer: unchecked,
-			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown},
+			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown, reason: ReasonCheckDisabled},
 		{name: "cluster issuer reads the control plane namespace", issuer: controlPlane,
 			objects: []client.Object{anchorSecret("linkerd-ca-issuer", a), trustRoots("linkerd", b.CertPEM), trustRoots("linkerd-ca-issuer", a.CertPEM)},
-			trusted: metav1.ConditionFalse, err: "TrustAnchorNotTrusted: the trust anchor"},
+			trusted: metav1.ConditionFalse, reason: ReasonTrustAnchorNotTrusted, err: "TrustAnchorNotTrusted: the trust anchor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newSigner(t, append(tc.objects, tc.issuer)...)
 			err := s.Check(context.Background(), tc.issuer)
 			if got := anchorStatus(t, s, tc.issuer); got == nil || got.TrustedByLinkerd != tc.trusted {
 				t.Errorf("status.trustAnchor %+v, want trustedByLinkerd %s", got, tc.trusted)
+			}
+			c := trustedCondition(t, s, tc.issuer)
+			if c == nil || c.Status != tc.trusted || c.Reason != tc.reason {
+				t.Errorf("condition TrustAnchorTrusted %+v, want %s/%s", c, tc.trusted, tc.reason)
+			} else if err != nil && err.Error() != ReasonTrustAnchorNotTrusted+": "+c.Message {
+				t.Errorf("Ready's error %q and the condition's message %q differ", err, c.Message)
 			}
 			bundle, signErr := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), tc.issuer)
 			if tc.err != "" {
@@ -98,6 +106,15 @@ func anchorStatus(t *testing.T, s *Signer, iss issuerapi.Issuer) *v1alpha1.Trust
 		t.Fatal(err)
 	}
 	return statusOf(obj).TrustAnchor
+}
+
+func trustedCondition(t *testing.T, s *Signer, iss issuerapi.Issuer) *metav1.Condition {
+	t.Helper()
+	obj := iss.DeepCopyObject().(issuerapi.Issuer)
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		t.Fatal(err)
+	}
+	return meta.FindStatusCondition(obj.GetConditions(), ConditionTrustAnchorTrusted)
 }
 
 func TestCheckReportsTheAnchor(t *testing.T) {
