@@ -25,8 +25,6 @@ var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
 type Issued struct {
 	// CertificatePEM is the issued certificate alone (tls.crt).
 	CertificatePEM []byte
-	// CAPEM is the trust anchor (ca.crt).
-	CAPEM []byte
 	// NotAfter is the issued certificate's expiry.
 	NotAfter time.Time
 	// CappedAt is set when the requested lifetime would have outlived the
@@ -49,7 +47,6 @@ func Sign(p Policy, anchor *Anchor, req issuersigner.CertificateDetails, now tim
 	}
 	issued := &Issued{
 		CertificatePEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		CAPEM:          anchor.PEM,
 		NotAfter:       tmpl.NotAfter,
 	}
 	if capped {
