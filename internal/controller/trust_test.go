@@ -99,22 +99,24 @@ func TestTrustRoots(t *testing.T) {
 	}
 }
 
-func anchorStatus(t *testing.T, s *Signer, iss issuerapi.Issuer) *v1alpha1.TrustAnchorStatus {
+// fresh reads an issuer back, as Check left it.
+func fresh(t *testing.T, s *Signer, iss issuerapi.Issuer) issuerapi.Issuer {
 	t.Helper()
 	obj := iss.DeepCopyObject().(issuerapi.Issuer)
 	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 		t.Fatal(err)
 	}
-	return statusOf(obj).TrustAnchor
+	return obj
+}
+
+func anchorStatus(t *testing.T, s *Signer, iss issuerapi.Issuer) *v1alpha1.TrustAnchorStatus {
+	t.Helper()
+	return statusOf(fresh(t, s, iss)).TrustAnchor
 }
 
 func trustedCondition(t *testing.T, s *Signer, iss issuerapi.Issuer) *metav1.Condition {
 	t.Helper()
-	obj := iss.DeepCopyObject().(issuerapi.Issuer)
-	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
-		t.Fatal(err)
-	}
-	return meta.FindStatusCondition(obj.GetConditions(), ConditionTrustAnchorTrusted)
+	return meta.FindStatusCondition(fresh(t, s, iss).GetConditions(), ConditionTrustAnchorTrusted)
 }
 
 func TestCheckReportsTheAnchor(t *testing.T) {
@@ -151,11 +153,9 @@ func TestCheckWarnsOnceOfAnExpiringAnchor(t *testing.T) {
 		if err := s.Check(context.Background(), iss); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
-			t.Fatal(err)
-		}
+		iss = fresh(t, s, iss).(*v1alpha1.LinkerdCAIssuer)
 	}
-	if st := anchorStatus(t, s, iss); st == nil || !st.ExpiringSoon {
+	if st := iss.Status.TrustAnchor; st == nil || !st.ExpiringSoon {
 		t.Errorf("status.trustAnchor.expiringSoon not set: %+v", st)
 	}
 	want := "Warning TrustAnchorExpiring the trust anchor CN=root.linkerd.cluster.local (SHA-256 " + signer.Fingerprint(a.Certificate) + ") expires at 2026-12-29T12:00:00Z, in less than 1440h0m0s"
