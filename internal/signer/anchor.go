@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -130,10 +129,4 @@ func CheckAnchorAlgorithm(cert *x509.Certificate) error {
 		return fmt.Errorf("is signed with %s; %s", cert.SignatureAlgorithm, allowed)
 	}
 	return nil
-}
-
-// IsAnchorError reports whether err is a problem with the trust anchor.
-func IsAnchorError(err error) bool {
-	var ae *AnchorError
-	return errors.As(err, &ae)
 }

@@ -106,7 +106,7 @@ func TestParseAnchor(t *testing.T) {
 			if err == nil {
 				t.Fatalf("want refused with %q, got accepted", tc.want)
 			}
-			if !IsAnchorError(err) {
+			if !isAnchorError(err) {
 				t.Errorf("error is not an AnchorError: %T", err)
 			}
 			if !strings.HasSuffix(err.Error(), tc.want) {
@@ -128,7 +128,7 @@ func TestParseAnchorRefusesPathologicalPEM(t *testing.T) {
 		"unterminated block":          {[]byte("-----BEGIN CERTIFICATE-----\n" + strings.Repeat("QUFB", 3000)), k},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := ParseAnchor(in[0], in[1], testNow); err == nil || !IsAnchorError(err) {
+			if _, err := ParseAnchor(in[0], in[1], testNow); err == nil || !isAnchorError(err) {
 				t.Fatalf("want an AnchorError, got %v", err)
 			}
 		})

@@ -75,7 +75,7 @@ func FuzzParseAnchor(f *testing.F) {
 	f.Fuzz(func(t *testing.T, certPEM, keyPEM []byte) {
 		a, err := ParseAnchor(certPEM, keyPEM, testNow)
 		if err != nil {
-			if !IsAnchorError(err) {
+			if !isAnchorError(err) {
 				t.Fatalf("error is not an AnchorError: %#v", err)
 			}
 			return

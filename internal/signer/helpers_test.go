@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"sync"
 	"testing"
@@ -157,4 +158,10 @@ func rsaKey(t testing.TB, bits int) *rsa.PrivateKey {
 	}
 	rsaKeys[bits] = k
 	return k
+}
+
+// isAnchorError reports whether err says what is wrong with a trust anchor.
+func isAnchorError(err error) bool {
+	var ae *AnchorError
+	return errors.As(err, &ae)
 }

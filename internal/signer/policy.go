@@ -61,7 +61,7 @@ func refuse(rule, format string, args ...any) error {
 	return issuersigner.PermanentError{Err: &Refusal{Rule: rule, Reason: fmt.Sprintf(format, args...)}}
 }
 
-// requiredUsages are what Linkerd needs of its issuer: to sign proxy
+// The usages Linkerd needs of its issuer: to sign proxy
 // certificates (cert sign), CRLs, and — because proxies verify with webpki,
 // which requires every CA carrying extended key usages to allow both — server
 // and client auth.
