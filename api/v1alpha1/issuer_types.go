@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	"time"
 
-	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -172,8 +171,10 @@ type LinkerdCAIssuerList struct {
 // +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
 
 // LinkerdCAClusterIssuer signs Linkerd identity issuer certificates for
-// Certificates in any namespace, from a trust anchor Secret in the
-// controller's cluster resource namespace.
+// Certificates in its controlPlaneNamespace only, from a trust anchor Secret
+// in the controller's cluster resource namespace: the root key stays out of
+// the namespace Linkerd's uninstall deletes, and no other namespace can get a
+// CA under the mesh root from it.
 type LinkerdCAClusterIssuer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -207,11 +208,6 @@ func (i *LinkerdCAClusterIssuer) GetConditions() []metav1.Condition { return i.S
 func (i *LinkerdCAClusterIssuer) GetIssuerTypeIdentifier() string {
 	return "linkerdcaclusterissuers.linkerdca.io"
 }
-
-var (
-	_ issuerapi.Issuer = &LinkerdCAIssuer{}
-	_ issuerapi.Issuer = &LinkerdCAClusterIssuer{}
-)
 
 func init() {
 	SchemeBuilder.Register(&LinkerdCAIssuer{}, &LinkerdCAIssuerList{}, &LinkerdCAClusterIssuer{}, &LinkerdCAClusterIssuerList{})

@@ -53,7 +53,7 @@ func TestTrustAnchorCreateFiles(t *testing.T) {
 		t.Errorf("ca.key mode %v (%v), want 0600", info.Mode().Perm(), err)
 	}
 	c := anchor.Certificate
-	if c.Subject.CommonName != "identity.linkerd.cluster.local" || !c.IsCA || c.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign {
+	if c.Subject.CommonName != "root.linkerd.cluster.local" || !c.IsCA || c.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign {
 		t.Errorf("anchor %s isCA=%v usage=%b", c.Subject, c.IsCA, c.KeyUsage)
 	}
 	if got := c.NotAfter.Sub(c.NotBefore); got < 10*365*24*time.Hour {

@@ -27,8 +27,13 @@ type Options struct {
 	MaxRetryDuration         time.Duration
 	AnchorExpiryWarning      time.Duration
 	RecheckInterval          time.Duration
+	// EnableKubernetesCSR turns on signing of Kubernetes
+	// CertificateSigningRequests, for KubernetesCSRRequesters only.
+	EnableKubernetesCSR     bool
+	KubernetesCSRRequesters []string
 
 	watchNamespaces string
+	csrRequesters   string
 }
 
 // BindFlags registers the options as flags with their defaults.
@@ -42,6 +47,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxRetryDuration, "max-retry-duration", DefaultMaxRetryDuration, "How long a request is retried after errors that are not policy refusals before it is failed.")
 	fs.DurationVar(&o.AnchorExpiryWarning, "anchor-expiry-warning", DefaultAnchorExpiryWarning, "Warn (event, status.trustAnchor.expiringSoon) when a trust anchor expires within this long.")
 	fs.DurationVar(&o.RecheckInterval, "recheck-interval", time.Hour, "How often every issuer is re-checked even if nothing changed (anchors expire on their own).")
+	fs.BoolVar(&o.EnableKubernetesCSR, "enable-kubernetes-csr", false, "Sign Kubernetes CertificateSigningRequests (signerName linkerdcaissuers.linkerdca.io/… or linkerdcaclusterissuers.linkerdca.io/…) from --kubernetes-csr-requesters. Off by default: such a request has no namespace to hold it to Linkerd's control plane.")
+	fs.StringVar(&o.csrRequesters, "kubernetes-csr-requesters", "", "Comma-separated user names (spec.username of the CSR, e.g. system:serviceaccount:linkerd:bootstrap) whose Kubernetes CSRs may be signed; required with --enable-kubernetes-csr.")
 }
 
 // Complete fills the defaults that depend on where the controller runs and
@@ -63,13 +70,27 @@ func (o *Options) Complete() error {
 	if o.RecheckInterval < time.Minute {
 		return fmt.Errorf("--recheck-interval must be at least 1m, got %s", o.RecheckInterval)
 	}
-	o.WatchNamespaces = nil
-	for _, n := range append(strings.Split(o.watchNamespaces, ","), o.ClusterResourceNamespace) {
-		if n = strings.TrimSpace(n); n != "" && !slices.Contains(o.WatchNamespaces, n) {
-			o.WatchNamespaces = append(o.WatchNamespaces, n)
-		}
+	o.WatchNamespaces = splitList(o.watchNamespaces + "," + o.ClusterResourceNamespace)
+	o.KubernetesCSRRequesters = splitList(o.csrRequesters)
+	switch {
+	case o.EnableKubernetesCSR && len(o.KubernetesCSRRequesters) == 0:
+		return errors.New("--enable-kubernetes-csr needs --kubernetes-csr-requesters: a Kubernetes CSR has no namespace, so name the users whose CSRs may be signed")
+	case !o.EnableKubernetesCSR && len(o.KubernetesCSRRequesters) > 0:
+		return errors.New("--kubernetes-csr-requesters is set but Kubernetes CSRs are off; add --enable-kubernetes-csr, or drop the requesters")
 	}
 	return nil
+}
+
+// splitList is a comma-separated flag's items, trimmed, empty ones and
+// repeats dropped.
+func splitList(s string) []string {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // ManagerOptions are the controller-runtime manager settings the options

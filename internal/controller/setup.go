@@ -64,17 +64,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		Client:                   mgr.GetClient(),
 		ClusterResourceNamespace: cfg.ClusterResourceNamespace,
 		WatchNamespaces:          cfg.WatchNamespaces,
+		CSRRequesters:            cfg.KubernetesCSRRequesters,
 		AnchorExpiryWarning:      cfg.AnchorExpiryWarning,
 		EventRecorder:            mgr.GetEventRecorder(FieldOwner),
 		Clock:                    clock.RealClock{},
 	}
-	if err := s.indexIssuers(ctx, mgr); err != nil {
+	issuer, clusterIssuer := &v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}
+	if err := s.indexIssuers(ctx, mgr, []v1alpha1.GenericIssuer{issuer, clusterIssuer}); err != nil {
 		return err
 	}
 	w := &watches{recheckInterval: cfg.RecheckInterval}
 	return (&controllers.CombinedController{
-		IssuerTypes:        []issuerapi.Issuer{&v1alpha1.LinkerdCAIssuer{}},
-		ClusterIssuerTypes: []issuerapi.Issuer{&v1alpha1.LinkerdCAClusterIssuer{}},
+		IssuerTypes:        []issuerapi.Issuer{issuer},
+		ClusterIssuerTypes: []issuerapi.Issuer{clusterIssuer},
 		FieldOwner:         FieldOwner,
 		MaxRetryDuration:   cfg.MaxRetryDuration,
 		Check:              s.Check,
@@ -83,6 +85,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		// Linkerd reads ca.crt as its trust roots: cert-manager only writes
 		// it when the request carries the CA.
 		SetCAOnCertificateRequest: true,
-		PreSetupWithManager:       w.setup,
+		// A Kubernetes CSR has no namespace to hold it to Linkerd's control
+		// plane: off unless asked for, and then only for named requesters.
+		DisableKubernetesCSRController: !cfg.EnableKubernetesCSR,
+		PreSetupWithManager:            w.setup,
 	}).SetupWithManager(ctx, mgr)
 }

@@ -51,23 +51,28 @@ func TestIssuersReferencing(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	var namespacedKind, clusterKind v1alpha1.GenericIssuer = &v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}
 	for _, tc := range []struct {
-		kind, field, value string
-		want               []string
+		kind         v1alpha1.GenericIssuer
+		field, value string
+		want         []string
 	}{
-		{"LinkerdCAIssuer", anchorSecretField, "linkerd/anchor", []string{"linkerd/a", "linkerd/b"}},
-		{"LinkerdCAIssuer", anchorSecretField, "linkerd-ca-issuer/anchor", []string{"linkerd-ca-issuer/d"}},
-		{"LinkerdCAIssuer", anchorSecretField, "linkerd/unrelated", nil},
-		{"LinkerdCAClusterIssuer", anchorSecretField, "linkerd-ca-issuer/anchor", []string{"/e"}},
-		{"LinkerdCAClusterIssuer", anchorSecretField, "linkerd/anchor", nil},
-		{"LinkerdCAIssuer", trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"linkerd/a", "linkerd/b", "linkerd/c"}},
-		{"LinkerdCAClusterIssuer", trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"/e"}},
-		{"LinkerdCAClusterIssuer", trustRootsField, "mesh/linkerd-identity-trust-roots", []string{"/f"}},
-		{"LinkerdCAClusterIssuer", "", "", []string{"/e", "/f"}},
+		{namespacedKind, anchorSecretField, "linkerd/anchor", []string{"linkerd/a", "linkerd/b"}},
+		{namespacedKind, anchorSecretField, "linkerd-ca-issuer/anchor", []string{"linkerd-ca-issuer/d"}},
+		{namespacedKind, anchorSecretField, "linkerd/unrelated", nil},
+		{clusterKind, anchorSecretField, "linkerd-ca-issuer/anchor", []string{"/e"}},
+		{clusterKind, anchorSecretField, "linkerd/anchor", nil},
+		{namespacedKind, trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"linkerd/a", "linkerd/b", "linkerd/c"}},
+		{clusterKind, trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"/e"}},
+		{clusterKind, trustRootsField, "mesh/linkerd-identity-trust-roots", []string{"/f"}},
+		{clusterKind, "", "", []string{"/e", "/f"}},
 	} {
-		got := keys(IssuersReferencing(context.Background(), c, tc.kind, tc.field, tc.value))
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("%s with %s=%q: got %v, want %v", tc.kind, tc.field, tc.value, got, tc.want)
+		reqs, err := IssuersReferencing(context.Background(), c, tc.kind, tc.field, tc.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keys(reqs); !slices.Equal(got, tc.want) {
+			t.Errorf("%s with %s=%q: got %v, want %v", tc.kind.IssuerKind(), tc.field, tc.value, got, tc.want)
 		}
 	}
 }
@@ -175,7 +180,7 @@ func TestSendRechecks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan event.GenericEvent)
 	done := make(chan error)
-	go func() { done <- sendRechecks(ctx, c, "LinkerdCAClusterIssuer", 10*time.Millisecond, out) }()
+	go func() { done <- sendRechecks(ctx, c, &v1alpha1.LinkerdCAClusterIssuer{}, 10*time.Millisecond, out) }()
 	for range 2 { // every interval, not once
 		e := <-out
 		if _, ok := e.Object.(*v1alpha1.LinkerdCAClusterIssuer); !ok || e.Object.GetName() != "linkerd" {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,9 +258,15 @@ func TestSignErrors(t *testing.T) {
 }
 
 func TestPolicyForDefaults(t *testing.T) {
-	got := PolicyFor(issuer("linkerd"))
+	got := PolicyFor(issuer("linkerd"), nil)
 	want := signer.Policy{TrustDomain: "cluster.local", ControlPlaneNamespace: "linkerd", MinDuration: time.Hour, MaxDuration: 8760 * time.Hour}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	// A cluster issuer signs only for its control plane's namespace.
+	cluster := clusterIssuer()
+	cluster.Spec.ControlPlaneNamespace = "mesh"
+	if got := PolicyFor(cluster, []string{"bootstrap"}); got.Namespace != "mesh" || got.ControlPlaneNamespace != "mesh" || !slices.Equal(got.Requesters, []string{"bootstrap"}) {
+		t.Fatalf("cluster issuer policy %+v, want Namespace mesh and the requesters", got)
 	}
 }

@@ -100,9 +100,9 @@ func TestTrustRoots(t *testing.T) {
 }
 
 // fresh reads an issuer back, as Check left it.
-func fresh(t *testing.T, s *Signer, iss issuerapi.Issuer) issuerapi.Issuer {
+func fresh(t *testing.T, s *Signer, iss issuerapi.Issuer) v1alpha1.GenericIssuer {
 	t.Helper()
-	obj := iss.DeepCopyObject().(issuerapi.Issuer)
+	obj := iss.DeepCopyObject().(v1alpha1.GenericIssuer)
 	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func fresh(t *testing.T, s *Signer, iss issuerapi.Issuer) issuerapi.Issuer {
 
 func anchorStatus(t *testing.T, s *Signer, iss issuerapi.Issuer) *v1alpha1.TrustAnchorStatus {
 	t.Helper()
-	return statusOf(fresh(t, s, iss)).TrustAnchor
+	return fresh(t, s, iss).GetStatus().TrustAnchor
 }
 
 func trustedCondition(t *testing.T, s *Signer, iss issuerapi.Issuer) *metav1.Condition {

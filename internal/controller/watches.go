@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
 )
 
 // Issuers are indexed by the Secret and the ConfigMap they depend on, as
@@ -28,31 +31,40 @@ const (
 )
 
 func (s *Signer) anchorSecretOf(o client.Object) []string {
-	return []string{s.AnchorSecret(o.(issuerapi.Issuer)).String()}
+	iss, ok := o.(v1alpha1.GenericIssuer)
+	if !ok {
+		return nil
+	}
+	return []string{s.AnchorSecret(iss).String()}
 }
 
 func trustRootsOf(o client.Object) []string {
-	if ref, _, ok := TrustRootsConfigMap(o.(issuerapi.Issuer)); ok {
+	iss, ok := o.(v1alpha1.GenericIssuer)
+	if !ok {
+		return nil
+	}
+	if ref, _, ok := TrustRootsConfigMap(iss); ok {
 		return []string{ref.String()}
 	}
 	return nil
 }
 
-func (s *Signer) indexIssuers(ctx context.Context, mgr ctrl.Manager) error {
-	for _, obj := range []client.Object{&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}} {
+func (s *Signer) indexIssuers(ctx context.Context, mgr ctrl.Manager, kinds []v1alpha1.GenericIssuer) error {
+	for _, obj := range kinds {
 		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, anchorSecretField, s.anchorSecretOf); err != nil {
-			return fmt.Errorf("indexing %T by trust anchor Secret: %w", obj, err)
+			return fmt.Errorf("indexing %s by trust anchor Secret: %w", obj.IssuerKind(), err)
 		}
 		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, trustRootsField, trustRootsOf); err != nil {
-			return fmt.Errorf("indexing %T by trust roots ConfigMap: %w", obj, err)
+			return fmt.Errorf("indexing %s by trust roots ConfigMap: %w", obj.IssuerKind(), err)
 		}
 	}
 	return nil
 }
 
 // watches adds what issuer-lib does not watch to the issuer controllers: the
-// anchor Secret, Linkerd's trust roots ConfigMap, and time itself (an
-// anchor expires, or starts to expire soon, without any object changing).
+// anchor Secret, Linkerd's trust roots ConfigMap, time itself (an anchor
+// expires, or starts to expire soon, without any object changing), and an
+// issuer's deletion, which ends its metric series.
 type watches struct {
 	recheckInterval time.Duration
 }
@@ -61,26 +73,51 @@ func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl
 	if gvk.Group != v1alpha1.GroupVersion.Group {
 		return nil // the request controllers need none of this
 	}
+	obj, err := mgr.GetScheme().New(gvk)
+	if err != nil {
+		return fmt.Errorf("issuer kind %s: %w", gvk.Kind, err)
+	}
+	kind, ok := obj.(v1alpha1.GenericIssuer)
+	if !ok {
+		return fmt.Errorf("issuer kind %s is no GenericIssuer", gvk.Kind)
+	}
 	c := mgr.GetClient()
 	b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		return IssuersReferencing(ctx, c, gvk.Kind, anchorSecretField, client.ObjectKeyFromObject(o).String())
+		return referencing(ctx, c, kind, anchorSecretField, client.ObjectKeyFromObject(o).String())
 	}))
 	b.Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		return IssuersReferencing(ctx, c, gvk.Kind, trustRootsField, client.ObjectKeyFromObject(o).String())
+		return referencing(ctx, c, kind, trustRootsField, client.ObjectKeyFromObject(o).String())
 	}))
+	b.Watches(kind.New(), handler.Funcs{DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if iss, ok := e.Object.(v1alpha1.GenericIssuer); ok {
+			metrics.Forget(issuerLabels(iss))
+		}
+	}})
 	if w.recheckInterval <= 0 {
 		return nil
 	}
 	ticks := make(chan event.GenericEvent)
 	b.WatchesRawSource(source.Channel(ticks, &handler.EnqueueRequestForObject{}))
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		return sendRechecks(ctx, c, gvk.Kind, w.recheckInterval, ticks)
+		return sendRechecks(ctx, c, kind, w.recheckInterval, ticks)
 	}))
+}
+
+// referencing maps a Secret or ConfigMap event to the issuers that use it.
+// The list reads the informer cache, which fails only when the index is
+// missing, a wiring mistake the unit tests catch; so a failure is logged,
+// not retried, and the periodic re-check still reaches every issuer.
+func referencing(ctx context.Context, c client.Reader, kind v1alpha1.GenericIssuer, field, value string) []reconcile.Request {
+	reqs, err := IssuersReferencing(ctx, c, kind, field, value)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing issuers; they are re-checked at the next --recheck-interval", "kind", kind.IssuerKind(), "field", field, "value", value)
+	}
+	return reqs
 }
 
 // sendRechecks sends an event for every issuer of a kind, every interval,
 // until ctx ends.
-func sendRechecks(ctx context.Context, c client.Reader, kind string, every time.Duration, out chan<- event.GenericEvent) error {
+func sendRechecks(ctx context.Context, c client.Reader, kind v1alpha1.GenericIssuer, every time.Duration, out chan<- event.GenericEvent) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -89,8 +126,8 @@ func sendRechecks(ctx context.Context, c client.Reader, kind string, every time.
 			return nil
 		case <-t.C:
 		}
-		for _, r := range IssuersReferencing(ctx, c, kind, "", "") {
-			obj := newIssuer(kind)
+		for _, r := range referencing(ctx, c, kind, "", "") {
+			obj := kind.New()
 			obj.SetNamespace(r.Namespace)
 			obj.SetName(r.Name)
 			select {
@@ -102,44 +139,25 @@ func sendRechecks(ctx context.Context, c client.Reader, kind string, every time.
 	}
 }
 
-func newIssuer(kind string) client.Object {
-	if kind == "LinkerdCAClusterIssuer" {
-		return &v1alpha1.LinkerdCAClusterIssuer{}
-	}
-	return &v1alpha1.LinkerdCAIssuer{}
-}
-
 // IssuersReferencing lists the issuers of one kind whose index field has
 // value; with an empty field, every issuer of the kind.
-func IssuersReferencing(ctx context.Context, c client.Reader, kind, field, value string) []reconcile.Request {
+func IssuersReferencing(ctx context.Context, c client.Reader, kind v1alpha1.GenericIssuer, field, value string) ([]reconcile.Request, error) {
 	var opts []client.ListOption
 	if field != "" {
 		opts = append(opts, client.MatchingFields{field: value})
 	}
-	var keys []client.ObjectKey
-	switch kind {
-	case "LinkerdCAIssuer":
-		var list v1alpha1.LinkerdCAIssuerList
-		if err := c.List(ctx, &list, opts...); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "listing issuers", "field", field, "value", value)
-			return nil
-		}
-		for i := range list.Items {
-			keys = append(keys, client.ObjectKeyFromObject(&list.Items[i]))
-		}
-	case "LinkerdCAClusterIssuer":
-		var list v1alpha1.LinkerdCAClusterIssuerList
-		if err := c.List(ctx, &list, opts...); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "listing cluster issuers", "field", field, "value", value)
-			return nil
-		}
-		for i := range list.Items {
-			keys = append(keys, client.ObjectKeyFromObject(&list.Items[i]))
-		}
+	list := kind.NewList()
+	if err := c.List(ctx, list, opts...); err != nil {
+		return nil, err
 	}
-	requests := make([]reconcile.Request, 0, len(keys))
-	for _, k := range keys {
-		requests = append(requests, reconcile.Request{NamespacedName: k})
-	}
-	return requests
+	var requests []reconcile.Request
+	err := meta.EachListItem(list, func(o runtime.Object) error {
+		obj, ok := o.(client.Object)
+		if !ok {
+			return fmt.Errorf("list item %T is not an object", o)
+		}
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		return nil
+	})
+	return requests, err
 }

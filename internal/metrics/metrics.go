@@ -58,3 +58,12 @@ func Refused(kind, issuer, rule string) {
 func AnchorExpiry(kind, issuer string, notAfter time.Time) {
 	anchorExpiry.WithLabelValues(kind, issuer).Set(float64(notAfter.Unix()))
 }
+
+// Forget deletes every series of a deleted issuer.
+func Forget(kind, issuer string) {
+	labels := map[string]string{"issuer_kind": kind, "issuer": issuer}
+	signed.DeletePartialMatch(labels)
+	refused.DeletePartialMatch(labels)
+	anchorExpiry.DeletePartialMatch(labels)
+	issuedExpiry.DeletePartialMatch(labels)
+}

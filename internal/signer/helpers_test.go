@@ -37,8 +37,8 @@ func seedCertificate() *cmapi.Certificate { return testpki.SeedCertificate("link
 
 // requestFor builds a request the way cert-manager and issuer-lib do: a
 // private key and CSR from the Certificate, then the CertificateRequest's
-// details as issuer-lib hands them to Sign.
-func requestFor(t testing.TB, crt *cmapi.Certificate, opts ...pki.GenerateCSROption) issuersigner.CertificateDetails {
+// details as issuer-lib reads them, in the Certificate's namespace.
+func requestFor(t testing.TB, crt *cmapi.Certificate, opts ...pki.GenerateCSROption) Request {
 	t.Helper()
 	key, err := pki.GeneratePrivateKeyForCertificate(crt)
 	if err != nil {
@@ -47,7 +47,7 @@ func requestFor(t testing.TB, crt *cmapi.Certificate, opts ...pki.GenerateCSROpt
 	return requestWithKey(t, crt, key, opts...)
 }
 
-func requestWithKey(t testing.TB, crt *cmapi.Certificate, key crypto.Signer, opts ...pki.GenerateCSROption) issuersigner.CertificateDetails {
+func requestWithKey(t testing.TB, crt *cmapi.Certificate, key crypto.Signer, opts ...pki.GenerateCSROption) Request {
 	t.Helper()
 	tmpl, err := pki.GenerateCSR(crt, opts...)
 	if err != nil {
@@ -63,11 +63,11 @@ func requestWithKey(t testing.TB, crt *cmapi.Certificate, key crypto.Signer, opt
 		IsCA:     crt.Spec.IsCA,
 		Usages:   crt.Spec.Usages,
 	}}
-	details, err := issuersigner.CertificateRequestObjectFromCertificateRequest(cr).GetCertificateDetails()
+	d, err := issuersigner.CertificateRequestObjectFromCertificateRequest(cr).GetCertificateDetails()
 	if err != nil {
 		t.Fatalf("request details: %v", err)
 	}
-	return details
+	return Request{Namespace: crt.Namespace, CSR: d.CSR, Duration: d.Duration, IsCA: d.IsCA, KeyUsage: d.KeyUsage, ExtKeyUsage: d.ExtKeyUsage}
 }
 
 type anchorSpec struct {
@@ -79,6 +79,11 @@ type anchorSpec struct {
 	extUsage  []x509.ExtKeyUsage
 	pathLen   int // -1: none
 	sigAlg    x509.SignatureAlgorithm
+	subject   string // root.linkerd.cluster.local when empty
+	// Constraints that break chains without making the anchor unparseable.
+	permittedDNS []string
+	excludedDNS  []string
+	extra        []pkix.Extension
 }
 
 func defaultAnchorSpec(t testing.TB) anchorSpec {
@@ -93,12 +98,24 @@ func defaultAnchorSpec(t testing.TB) anchorSpec {
 }
 
 // makeAnchor returns the PEM of a self-signed root like `step certificate
-// create identity.linkerd.cluster.local ca.crt ca.key --profile root-ca`.
+// create root.linkerd.cluster.local ca.crt ca.key --profile root-ca`.
 func makeAnchor(t testing.TB, s anchorSpec) (certPEM, keyPEM []byte) {
 	t.Helper()
+	certPEM, keyPEM, err := encodeAnchor(s)
+	if err != nil {
+		t.Fatalf("creating anchor: %v", err)
+	}
+	return certPEM, keyPEM
+}
+
+func encodeAnchor(s anchorSpec) (certPEM, keyPEM []byte, err error) {
+	subject := s.subject
+	if subject == "" {
+		subject = "root.linkerd.cluster.local"
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "root.linkerd.cluster.local"},
+		Subject:               pkix.Name{CommonName: subject},
 		NotBefore:             s.notBefore,
 		NotAfter:              s.notAfter,
 		BasicConstraintsValid: true,
@@ -108,17 +125,20 @@ func makeAnchor(t testing.TB, s anchorSpec) (certPEM, keyPEM []byte) {
 		MaxPathLen:            s.pathLen,
 		MaxPathLenZero:        s.pathLen == 0,
 		SignatureAlgorithm:    s.sigAlg,
+		PermittedDNSDomains:   s.permittedDNS,
+		ExcludedDNSDomains:    s.excludedDNS,
+		ExtraExtensions:       s.extra,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.key.Public(), s.key)
 	if err != nil {
-		t.Fatalf("creating anchor: %v", err)
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(s.key)
 	if err != nil {
-		t.Fatalf("encoding anchor key: %v", err)
+		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 func parsedAnchor(t testing.TB, s anchorSpec) *Anchor {
@@ -129,6 +149,53 @@ func parsedAnchor(t testing.TB, s anchorSpec) *Anchor {
 		t.Fatalf("ParseAnchor: %v", err)
 	}
 	return a
+}
+
+// rawAnchor is an anchor taken as it is, without ParseAnchor's named
+// checks, to prove what the trial chain catches on its own.
+func rawAnchor(t testing.TB, s anchorSpec) *Anchor {
+	t.Helper()
+	a, err := anchorAsIs(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func anchorAsIs(s anchorSpec) (*Anchor, error) {
+	certPEM, _, err := encodeAnchor(s)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := pki.DecodeX509CertificateBytes(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &Anchor{Certificate: cert, Key: s.key, PEM: certPEM}, nil
+}
+
+// proxyUnder signs a proxy certificate the way Linkerd's identity service
+// does, under an issuer whose key the test holds.
+func proxyUnder(t testing.TB, issuer *x509.Certificate, issuerKey crypto.Signer, name string) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    testNow.Add(-20 * time.Second),
+		NotAfter:     testNow.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, p256Key(t).Public(), issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
 }
 
 func p256Key(t testing.TB) crypto.Signer {

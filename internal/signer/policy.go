@@ -1,13 +1,11 @@
 // Package signer holds the Linkerd signing policy and the x509 signing that
-// follows it. It is pure: no Kubernetes client, no clock of its own, so every
-// rule can be proven with table tests and fuzzing.
+// follows it. It is pure: no Kubernetes client, no controller library, no
+// clock of its own, so every rule can be proven with table tests and fuzzing.
 package signer
 
 import (
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
@@ -17,16 +15,40 @@ import (
 
 	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
-	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 )
 
 // Policy is what one issuer allows: the identity issuer of one Linkerd
-// control plane, for a bounded lifetime.
+// control plane, for a bounded lifetime, to the requesters that may have it.
 type Policy struct {
 	TrustDomain           string
 	ControlPlaneNamespace string
 	MinDuration           time.Duration
 	MaxDuration           time.Duration
+	// Namespace, when set, is the only namespace a request may come from. A
+	// cluster issuer sets it to ControlPlaneNamespace; a namespaced issuer
+	// leaves it empty, since cert-manager only routes it requests from its
+	// own namespace, where its anchor Secret already is.
+	Namespace string
+	// Requesters are the users whose Kubernetes CertificateSigningRequests
+	// may be signed. Such a request has no namespace to hold it to, so
+	// nobody else's is.
+	Requesters []string
+}
+
+// Request is what a CertificateRequest or a Kubernetes
+// CertificateSigningRequest asks for, as the policy reads it.
+type Request struct {
+	// Namespace is the request's namespace; empty for a Kubernetes
+	// CertificateSigningRequest, which is cluster-scoped.
+	Namespace string
+	// Requester is the user who made a Kubernetes CertificateSigningRequest.
+	Requester string
+	// CSR is the PEM certificate signing request.
+	CSR         []byte
+	Duration    time.Duration
+	IsCA        bool
+	KeyUsage    x509.KeyUsage
+	ExtKeyUsage []x509.ExtKeyUsage
 }
 
 // CommonName is the subject Linkerd's identity service expects of its
@@ -48,17 +70,19 @@ func (r *Refusal) Error() string { return r.Rule + ": " + r.Reason }
 
 // The rules, in the order they are checked.
 const (
-	RuleCSR      = "csr"
-	RuleKey      = "key"
-	RuleIsCA     = "isCA"
-	RuleUsages   = "usages"
-	RuleSubject  = "subject"
-	RuleSANs     = "subjectAltNames"
-	RuleDuration = "duration"
+	RuleNamespace = "namespace"
+	RuleRequester = "requester"
+	RuleCSR       = "csr"
+	RuleKey       = "key"
+	RuleIsCA      = "isCA"
+	RuleUsages    = "usages"
+	RuleSubject   = "subject"
+	RuleSANs      = "subjectAltNames"
+	RuleDuration  = "duration"
 )
 
 func refuse(rule, format string, args ...any) error {
-	return issuersigner.PermanentError{Err: &Refusal{Rule: rule, Reason: fmt.Sprintf(format, args...)}}
+	return &Refusal{Rule: rule, Reason: fmt.Sprintf(format, args...)}
 }
 
 // The usages Linkerd needs of its issuer: to sign proxy
@@ -77,8 +101,11 @@ const (
 )
 
 // Check applies the policy to a request and returns its parsed CSR when every
-// rule holds. Any other result is a PermanentError wrapping a *Refusal.
-func (p Policy) Check(req issuersigner.CertificateDetails) (*x509.CertificateRequest, error) {
+// rule holds. Any other result is a *Refusal.
+func (p Policy) Check(req Request) (*x509.CertificateRequest, error) {
+	if err := p.checkNamespace(req); err != nil {
+		return nil, err
+	}
 	csr, err := pki.DecodeX509CertificateRequestBytes(req.CSR)
 	if err != nil {
 		return nil, refuse(RuleCSR, "cannot decode the PEM certificate signing request (%v); it must be one PEM block of type CERTIFICATE REQUEST", err)
@@ -92,7 +119,7 @@ func (p Policy) Check(req issuersigner.CertificateDetails) (*x509.CertificateReq
 	if err != nil {
 		return nil, refuse(RuleCSR, "cannot read the CSR's extensions (%v)", err)
 	}
-	r := &request{csr: csr, fromCSR: fromCSR, CertificateDetails: req}
+	r := &request{csr: csr, fromCSR: fromCSR, Request: req}
 	for _, rule := range []func(*request) error{
 		p.checkKey, p.checkIsCA, p.checkUsages, p.checkSubject, p.checkSANs, p.checkDuration,
 	} {
@@ -106,9 +133,30 @@ func (p Policy) Check(req issuersigner.CertificateDetails) (*x509.CertificateReq
 // request is what the rules look at: the request's fields, its CSR, and the
 // CSR's extensions decoded.
 type request struct {
-	issuersigner.CertificateDetails
+	Request
 	csr     *x509.CertificateRequest
 	fromCSR *x509.Certificate
+}
+
+// checkNamespace: the identity issuer is a CA under the mesh root. Signed for
+// any namespace but the one Linkerd's control plane reads it from, it would
+// let whoever can create a Certificate there impersonate every meshed
+// workload.
+func (p Policy) checkNamespace(r Request) error {
+	if r.Namespace == "" {
+		if slices.Contains(p.Requesters, r.Requester) {
+			return nil
+		}
+		named := "none is named"
+		if len(p.Requesters) > 0 {
+			named = "named: " + quoteAll(p.Requesters)
+		}
+		return refuse(RuleRequester, "Kubernetes CertificateSigningRequest from %q; such a request has no namespace to hold it to Linkerd's control plane, so only the requesters named in --kubernetes-csr-requesters (Helm value kubernetesCSR.requesters) are signed (%s). Use a cert-manager Certificate in namespace %q instead", r.Requester, named, p.ControlPlaneNamespace)
+	}
+	if p.Namespace == "" || r.Namespace == p.Namespace {
+		return nil
+	}
+	return refuse(RuleNamespace, "the request comes from namespace %q; this issuer signs only for namespace %q, where Linkerd's control plane reads its identity issuer (spec.controlPlaneNamespace), because an identity issuer is a CA under the mesh root that could impersonate every meshed workload. Create the Certificate in namespace %q", r.Namespace, p.Namespace, p.Namespace)
 }
 
 // checkKey: Linkerd's identity service signs every proxy certificate with
@@ -119,20 +167,6 @@ func (p Policy) checkKey(r *request) error {
 		return nil
 	}
 	return refuse(RuleKey, "%s is not allowed; a Linkerd identity issuer key must be ECDSA P-256 (set spec.privateKey.algorithm: ECDSA and size: 256 on the Certificate)", DescribeKey(csr.PublicKey))
-}
-
-// DescribeKey names a public key's algorithm and size, as messages say it.
-func DescribeKey(pub any) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return "ECDSA " + k.Curve.Params().Name
-	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA %d", k.N.BitLen())
-	case ed25519.PublicKey:
-		return "Ed25519"
-	default:
-		return fmt.Sprintf("a %T key", pub)
-	}
 }
 
 // checkIsCA: the issuer signs proxy certificates, so it must be a CA, and a
@@ -150,7 +184,7 @@ func (p Policy) checkIsCA(r *request) error {
 // checkUsages: exactly what Linkerd needs, plus digital signature at most,
 // and a CSR that encodes usages must agree with the request.
 func (p Policy) checkUsages(r *request) error {
-	req := r.CertificateDetails
+	req := r.Request
 	var missing, extra []string
 	for _, u := range requiredKeyUsages {
 		if req.KeyUsage&u == 0 {
@@ -314,4 +348,11 @@ func (p Policy) checkDuration(req *request) error {
 		return refuse(RuleDuration, "%s is longer than the maximum; %s", req.Duration, bounds)
 	}
 	return nil
+}
+
+// SubjectIsIssuers reports whether an anchor's subject is exactly the one
+// the policy gives the identity issuer, CN=<CommonName>: the original
+// guide's root was named so.
+func (p Policy) SubjectIsIssuers(anchor *x509.Certificate) bool {
+	return len(anchor.Subject.Names) == 1 && anchor.Subject.CommonName == p.CommonName()
 }

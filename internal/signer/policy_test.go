@@ -11,7 +11,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
-	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -24,19 +23,19 @@ const (
 )
 
 func TestPolicyCheck(t *testing.T) {
-	withCert := func(mutate func(*cmapi.Certificate)) func(testing.TB) issuersigner.CertificateDetails {
-		return func(t testing.TB) issuersigner.CertificateDetails {
+	withCert := func(mutate func(*cmapi.Certificate)) func(testing.TB) Request {
+		return func(t testing.TB) Request {
 			crt := seedCertificate()
 			mutate(crt)
 			return requestFor(t, crt)
 		}
 	}
-	withUsages := func(u ...cmapi.KeyUsage) func(testing.TB) issuersigner.CertificateDetails {
+	withUsages := func(u ...cmapi.KeyUsage) func(testing.TB) Request {
 		return withCert(func(c *cmapi.Certificate) { c.Spec.Usages = u })
 	}
 	tests := []struct {
 		name    string
-		request func(testing.TB) issuersigner.CertificateDetails
+		request func(testing.TB) Request
 		rule    string // "" means signed
 		message string
 	}{
@@ -53,7 +52,7 @@ func TestPolicyCheck(t *testing.T) {
 		},
 		{
 			name: "CSR basic constraints contradict isCA",
-			request: func(t testing.TB) issuersigner.CertificateDetails {
+			request: func(t testing.TB) Request {
 				leaf := seedCertificate()
 				leaf.Spec.IsCA = false
 				csr := requestFor(t, leaf, pki.WithEncodeBasicConstraintsInRequest(true))
@@ -65,7 +64,7 @@ func TestPolicyCheck(t *testing.T) {
 		},
 		{
 			name: "missing cert sign (Kubernetes CSR API does not add it)",
-			request: func(t testing.TB) issuersigner.CertificateDetails {
+			request: func(t testing.TB) Request {
 				req := requestFor(t, seedCertificate())
 				req.KeyUsage &^= x509.KeyUsageCertSign
 				return req
@@ -86,7 +85,7 @@ func TestPolicyCheck(t *testing.T) {
 		},
 		{
 			name: "CSR usages contradict the request",
-			request: func(t testing.TB) issuersigner.CertificateDetails {
+			request: func(t testing.TB) Request {
 				req := requestFor(t, seedCertificate())
 				req.KeyUsage |= x509.KeyUsageDigitalSignature
 				return req
@@ -141,7 +140,7 @@ func TestPolicyCheck(t *testing.T) {
 		},
 		{
 			name: "bad CSR signature",
-			request: func(t testing.TB) issuersigner.CertificateDetails {
+			request: func(t testing.TB) Request {
 				req := requestFor(t, seedCertificate())
 				block, _ := pem.Decode(req.CSR)
 				block.Bytes[len(block.Bytes)-3] ^= 0xff // inside the signature value
@@ -152,7 +151,7 @@ func TestPolicyCheck(t *testing.T) {
 		},
 		{
 			name: "CSR that is not PEM",
-			request: func(t testing.TB) issuersigner.CertificateDetails {
+			request: func(t testing.TB) Request {
 				req := requestFor(t, seedCertificate())
 				req.CSR = []byte("not a CSR")
 				return req
@@ -182,9 +181,6 @@ func TestPolicyCheck(t *testing.T) {
 			}
 			if err == nil {
 				t.Fatalf("want refusal by rule %q, got signed", tc.rule)
-			}
-			if !errors.As(err, &issuersigner.PermanentError{}) {
-				t.Errorf("refusal is not permanent (would be retried forever): %T", err)
 			}
 			var refusal *Refusal
 			if !errors.As(err, &refusal) {
@@ -243,4 +239,78 @@ func TestPolicyRefusesDuplicateDNSSAN(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
+}
+
+// TestNamespaceRule: a cluster issuer signs only for its control plane's
+// namespace, and a Kubernetes CSR only for a named requester.
+func TestNamespaceRule(t *testing.T) {
+	cluster := defaultPolicy
+	cluster.Namespace = "linkerd"
+	withRequesters := cluster
+	withRequesters.Requesters = []string{"system:serviceaccount:linkerd:bootstrap"}
+	tests := []struct {
+		name      string
+		policy    Policy
+		namespace string
+		requester string
+		rule      string // "" means signed
+		message   string
+	}{
+		{name: "cluster issuer, control plane namespace", policy: cluster, namespace: "linkerd"},
+		{name: "namespaced issuer, any namespace of its own", policy: defaultPolicy, namespace: "team-a"},
+		{name: "cluster issuer, tenant namespace", policy: cluster, namespace: "team-a", rule: RuleNamespace,
+			message: `namespace: the request comes from namespace "team-a"; this issuer signs only for namespace "linkerd", where Linkerd's control plane reads its identity issuer (spec.controlPlaneNamespace), because an identity issuer is a CA under the mesh root that could impersonate every meshed workload. Create the Certificate in namespace "linkerd"`},
+		{name: "cluster issuer, namespace named like the control plane's prefix", policy: cluster, namespace: "linkerd-viz", rule: RuleNamespace,
+			message: `namespace: the request comes from namespace "linkerd-viz"`},
+		{name: "Kubernetes CSR, named requester", policy: withRequesters, requester: "system:serviceaccount:linkerd:bootstrap"},
+		{name: "Kubernetes CSR, no requester named", policy: cluster, requester: "alice", rule: RuleRequester,
+			message: `requester: Kubernetes CertificateSigningRequest from "alice"; such a request has no namespace to hold it to Linkerd's control plane, so only the requesters named in --kubernetes-csr-requesters (Helm value kubernetesCSR.requesters) are signed (none is named). Use a cert-manager Certificate in namespace "linkerd" instead`},
+		{name: "Kubernetes CSR, another requester", policy: withRequesters, requester: "alice", rule: RuleRequester,
+			message: `(named: "system:serviceaccount:linkerd:bootstrap")`},
+		{name: "Kubernetes CSR to a namespaced issuer, no requester named", policy: defaultPolicy, requester: "alice", rule: RuleRequester,
+			message: `requester: Kubernetes CertificateSigningRequest from "alice"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := requestFor(t, seedCertificate())
+			req.Namespace, req.Requester = tc.namespace, tc.requester
+			_, err := tc.policy.Check(req)
+			if tc.rule == "" {
+				if err != nil {
+					t.Fatalf("want signed, got %v", err)
+				}
+				return
+			}
+			var refusal *Refusal
+			if !errors.As(err, &refusal) || refusal.Rule != tc.rule {
+				t.Fatalf("want refusal by %q, got %v", tc.rule, err)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("message:\n got: %s\nwant: …%s…", err, tc.message)
+			}
+		})
+	}
+}
+
+// FuzzNamespaceRule: whatever the namespace and requester, a cluster
+// issuer's policy signs only for its own namespace or a named requester.
+func FuzzNamespaceRule(f *testing.F) {
+	req := requestFor(f, seedCertificate())
+	f.Add("linkerd", "")
+	f.Add("", "system:serviceaccount:linkerd:bootstrap")
+	f.Add("", "")
+	f.Add("Linkerd", "x")
+	f.Add("linkerd ", "")
+	p := defaultPolicy
+	p.Namespace = "linkerd"
+	p.Requesters = []string{"system:serviceaccount:linkerd:bootstrap"}
+	f.Fuzz(func(t *testing.T, namespace, requester string) {
+		r := req
+		r.Namespace, r.Requester = namespace, requester
+		_, err := p.Check(r)
+		allowed := namespace == "linkerd" || (namespace == "" && requester == "system:serviceaccount:linkerd:bootstrap")
+		if allowed != (err == nil) {
+			t.Fatalf("namespace %q requester %q: allowed=%v, got %v", namespace, requester, allowed, err)
+		}
+	})
 }

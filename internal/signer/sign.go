@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"math/big"
 	"time"
-
-	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 )
 
 // ClockSkew is how far NotBefore is backdated, so that a control plane whose
@@ -23,6 +21,8 @@ var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
 
 // Issued is a signed Linkerd identity issuer certificate.
 type Issued struct {
+	// Certificate is the issued certificate, parsed.
+	Certificate *x509.Certificate
 	// CertificatePEM is the issued certificate alone (tls.crt).
 	CertificatePEM []byte
 	// NotAfter is the issued certificate's expiry.
@@ -35,7 +35,7 @@ type Issued struct {
 // Sign checks the request against the policy and, if it holds, signs it with
 // the anchor at now. Nothing is copied from the CSR but its public key and
 // the names the policy has already pinned.
-func Sign(p Policy, anchor *Anchor, req issuersigner.CertificateDetails, now time.Time) (*Issued, error) {
+func Sign(p Policy, anchor *Anchor, req Request, now time.Time) (*Issued, error) {
 	csr, err := p.Check(req)
 	if err != nil {
 		return nil, err
@@ -45,7 +45,12 @@ func Sign(p Policy, anchor *Anchor, req issuersigner.CertificateDetails, now tim
 	if err != nil {
 		return nil, fmt.Errorf("signing the issuer certificate: %w", err)
 	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("reading back the issued certificate: %w", err)
+	}
 	issued := &Issued{
+		Certificate:    cert,
 		CertificatePEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		NotAfter:       tmpl.NotAfter,
 	}
@@ -57,7 +62,7 @@ func Sign(p Policy, anchor *Anchor, req issuersigner.CertificateDetails, now tim
 
 // Template is the certificate Sign issues for a request the policy accepted.
 // It reports whether NotAfter was capped at the anchor's.
-func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req issuersigner.CertificateDetails, now time.Time) (*x509.Certificate, bool) {
+func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req Request, now time.Time) (*x509.Certificate, bool) {
 	serial, err := rand.Int(rand.Reader, serialLimit)
 	if err != nil {
 		// crypto/rand never fails on supported platforms.
@@ -87,6 +92,11 @@ func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req issuer
 		// whatever the anchor's key size; x509's default would pick SHA-384
 		// or SHA-512 for larger RSA keys.
 		SignatureAlgorithm: x509.ECDSAWithSHA256,
+		// x509.CreateCertificate takes the anchor's key identifier only when
+		// the subjects differ; a root named like its issuer (the original
+		// guide's) would leave the issuer without one, and OpenSSL-based
+		// verifiers then fail to build the chain. Set it whatever the names.
+		AuthorityKeyId: anchor.Certificate.SubjectKeyId,
 	}
 	if _, ok := anchor.Key.Public().(*rsa.PublicKey); ok {
 		tmpl.SignatureAlgorithm = x509.SHA256WithRSA
@@ -95,6 +105,6 @@ func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req issuer
 		tmpl.DNSNames = []string{cn}
 	}
 	// SubjectKeyId is derived from the public key by x509.CreateCertificate
-	// for CA templates, and AuthorityKeyId taken from the anchor's.
+	// for CA templates.
 	return tmpl, capped
 }

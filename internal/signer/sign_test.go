@@ -285,3 +285,27 @@ func BenchmarkCreateCertificateWithCSRCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestSignKeepsTheAuthorityKeyIdWithEqualSubjects: a root named like its
+// issuer (the original guide's identity.linkerd.cluster.local) still gives
+// the issued certificate the anchor's key identifier, which Go leaves out
+// on its own when the subjects are equal.
+func TestSignKeepsTheAuthorityKeyIdWithEqualSubjects(t *testing.T) {
+	for _, subject := range []string{"identity.linkerd.cluster.local", "root.linkerd.cluster.local"} {
+		t.Run(subject, func(t *testing.T) {
+			spec := defaultAnchorSpec(t)
+			spec.subject = subject
+			anchor := parsedAnchor(t, spec)
+			if len(anchor.Certificate.SubjectKeyId) == 0 {
+				t.Fatal("the anchor has no subject key identifier to point at")
+			}
+			issued, err := Sign(defaultPolicy, anchor, requestFor(t, seedCertificate()), testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(issued.Certificate.AuthorityKeyId, anchor.Certificate.SubjectKeyId) {
+				t.Errorf("authority key id %x, want the anchor's %x", issued.Certificate.AuthorityKeyId, anchor.Certificate.SubjectKeyId)
+			}
+		})
+	}
+}

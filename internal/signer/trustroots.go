@@ -2,12 +2,9 @@ package signer
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"strings"
 )
 
 // MaxTrustBundleBytes bounds Linkerd's trust roots bundle before decoding: a
@@ -61,16 +58,4 @@ func EncodeBundle(certs []*x509.Certificate) []byte {
 		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	return b.Bytes()
-}
-
-// Fingerprint is a certificate's SHA-256 fingerprint as openssl prints it
-// (upper-case hex pairs separated by colons).
-func Fingerprint(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.Raw)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	pairs := make([]string, 0, len(sum))
-	for i := 0; i < len(h); i += 2 {
-		pairs = append(pairs, h[i:i+2])
-	}
-	return strings.Join(pairs, ":")
 }

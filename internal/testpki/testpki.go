@@ -49,8 +49,13 @@ type Anchor struct {
 // NewAnchor makes a trust anchor with linkerd-ca's own maker, subject
 // CN=root.linkerd.cluster.local, valid from notBefore to notAfter.
 func NewAnchor(notBefore, notAfter time.Time) (*Anchor, error) {
+	return NewAnchorNamed(trustanchor.DefaultCommonName, notBefore, notAfter)
+}
+
+// NewAnchorNamed makes a trust anchor with subject CN=commonName.
+func NewAnchorNamed(commonName string, notBefore, notAfter time.Time) (*Anchor, error) {
 	now := notBefore.Add(time.Minute) // trustanchor backdates by a minute
-	p, err := trustanchor.Create("root.linkerd.cluster.local", notAfter.Sub(now), now)
+	p, err := trustanchor.Create(commonName, notAfter.Sub(now), now)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,10 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 )
 
-// DefaultCommonName is the subject of the root in Linkerd's guide.
-const DefaultCommonName = "identity.linkerd.cluster.local"
+// DefaultCommonName is the subject of the root in Linkerd's guides since
+// 2021: distinct from the identity issuer's identity.linkerd.cluster.local,
+// so no verifier can confuse the two.
+const DefaultCommonName = "root.linkerd.cluster.local"
 
 // DefaultValidity is ten years: a root outlives many issuer rotations, and
 // replacing it is the rotation docs/rotation.md describes.

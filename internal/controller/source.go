@@ -1,0 +1,153 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+)
+
+// AnchorSecret is where an issuer's trust anchor lives: beside a
+// LinkerdCAIssuer, in the cluster resource namespace for a
+// LinkerdCAClusterIssuer.
+func (s *Signer) AnchorSecret(iss v1alpha1.GenericIssuer) types.NamespacedName {
+	ns := iss.GetNamespace()
+	if iss.IsClusterScoped() {
+		ns = s.ClusterResourceNamespace
+	}
+	return types.NamespacedName{Namespace: ns, Name: iss.GetSpec().TrustAnchorSecretName}
+}
+
+// TrustRootsConfigMap is where Linkerd's identity service reads the roots
+// it trusts, for an issuer, and the key of the bundle; ok is false when the
+// issuer's trust roots check is off.
+func TrustRootsConfigMap(iss v1alpha1.GenericIssuer) (ref types.NamespacedName, key string, ok bool) {
+	tr := iss.GetSpec().TrustRoots
+	if tr.Check != nil && !*tr.Check {
+		return ref, "", false
+	}
+	ref = types.NamespacedName{Namespace: iss.GetNamespace(), Name: tr.ConfigMapName}
+	if iss.IsClusterScoped() {
+		ref.Namespace = PolicyFor(iss, nil).ControlPlaneNamespace
+	}
+	if ref.Name == "" {
+		ref.Name = v1alpha1.DefaultTrustRootsConfigMap
+	}
+	if key = tr.Key; key == "" {
+		key = v1alpha1.DefaultTrustRootsKey
+	}
+	return ref, key, true
+}
+
+func (s *Signer) checkWatched(what string, ref types.NamespacedName) error {
+	if !slices.Contains(s.WatchNamespaces, ref.Namespace) {
+		return fmt.Errorf("%s %s: namespace %q is not watched by the controller (watched: %v); add it to --watch-namespaces (Helm value watchNamespaces)", what, ref, ref.Namespace, s.WatchNamespaces)
+	}
+	return nil
+}
+
+// readAnchor reads an issuer's trust anchor Secret and proves the anchor
+// usable for the issuer's policy: parsed and checked rule by rule, then a
+// trial chain under it verified.
+func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p signer.Policy) (*signer.Anchor, error) {
+	ref := s.AnchorSecret(iss)
+	if err := s.checkWatched("trust anchor Secret", ref); err != nil {
+		return nil, err
+	}
+	var secret corev1.Secret
+	if err := s.Client.Get(ctx, ref, &secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("trust anchor Secret %s not found; create it with type kubernetes.io/tls and the root CA in tls.crt and tls.key", ref)
+		}
+		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
+	}
+	if secret.Type != corev1.SecretTypeTLS {
+		return nil, fmt.Errorf("trust anchor Secret %s has type %q; it must be of type %s (tls.crt and tls.key)", ref, secret.Type, corev1.SecretTypeTLS)
+	}
+	now := s.Clock.Now()
+	anchor, err := signer.ParseAnchor(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], now)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
+	}
+	if err := signer.CheckTrialChain(p, anchor, now); err != nil {
+		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
+	}
+	return anchor, nil
+}
+
+// trust is what Linkerd's trust roots say of an anchor.
+type trust struct {
+	// caPEM is what ca.crt carries: Linkerd's whole trust roots bundle when
+	// its ConfigMap exists, else the anchor alone.
+	caPEM []byte
+	// condition is the TrustAnchorTrusted condition.
+	condition metav1.Condition
+}
+
+// blocksSigning is why an issuer must not sign with this anchor: signing
+// with an anchor Linkerd's identity service does not trust would break
+// every proxy.
+func (t trust) blocksSigning() error {
+	if t.condition.Status == metav1.ConditionFalse {
+		return fmt.Errorf("%s: %s", ReasonTrustAnchorNotTrusted, t.condition.Message)
+	}
+	return nil
+}
+
+func trustCondition(status metav1.ConditionStatus, reason, format string, args ...any) metav1.Condition {
+	return metav1.Condition{Type: ConditionTrustAnchorTrusted, Status: status, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// readTrust reads Linkerd's trust roots for an issuer. While the ConfigMap
+// exists the anchor must be in it, and ca.crt becomes the whole bundle;
+// without it (Linkerd not installed yet) issuance goes on with the anchor
+// alone. The error is for what could not be read at all.
+func (s *Signer) readTrust(ctx context.Context, iss v1alpha1.GenericIssuer, anchor *signer.Anchor) (trust, error) {
+	t := trust{caPEM: anchor.PEM}
+	ref, key, ok := TrustRootsConfigMap(iss)
+	if !ok {
+		t.condition = trustCondition(metav1.ConditionUnknown, ReasonCheckDisabled, "spec.trustRoots.check is false; ca.crt is the anchor alone")
+		return t, nil
+	}
+	if err := s.checkWatched("trust roots ConfigMap", ref); err != nil {
+		t.condition = trustCondition(metav1.ConditionUnknown, ReasonTrustRootsNotFound, "%v", err)
+		return t, err
+	}
+	var cm corev1.ConfigMap
+	if err := s.Client.Get(ctx, ref, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			t.condition = trustCondition(metav1.ConditionUnknown, ReasonTrustRootsNotFound,
+				"ConfigMap %s not found: Linkerd is not installed yet, so ca.crt is the anchor alone; once it exists the anchor must be in it", ref)
+			return t, nil
+		}
+		err = fmt.Errorf("reading trust roots ConfigMap %s: %w", ref, err)
+		t.condition = trustCondition(metav1.ConditionUnknown, ReasonTrustRootsNotFound, "%v", err)
+		return t, err
+	}
+	untrusted := func(format string, args ...any) (trust, error) {
+		t.condition = trustCondition(metav1.ConditionFalse, ReasonTrustAnchorNotTrusted, format, args...)
+		return t, nil
+	}
+	bundle, ok := cm.Data[key]
+	if !ok {
+		return untrusted("ConfigMap %s has no key %q, so Linkerd trusts no root; fix the ConfigMap or spec.trustRoots.key", ref, key)
+	}
+	roots, err := signer.ParseTrustBundle([]byte(bundle))
+	if err != nil {
+		return untrusted("ConfigMap %s key %s, Linkerd's trust roots, does not parse as Linkerd requires: %v; it must hold only PEM CERTIFICATE blocks", ref, key, err)
+	}
+	if !signer.BundleContains(roots, anchor.Certificate) {
+		return untrusted("the trust anchor %s (SHA-256 %s) is not among the roots Linkerd's identity service trusts (ConfigMap %s key %s); an issuer signed by it would break every proxy. Add the anchor to that bundle first (see docs/rotation.md), or set spec.trustRoots.check: false",
+			anchor.Certificate.Subject, signer.Fingerprint(anchor.Certificate), ref, key)
+	}
+	t.caPEM = signer.EncodeBundle(roots)
+	t.condition = trustCondition(metav1.ConditionTrue, ReasonTrusted, "the trust anchor is among the roots in ConfigMap %s key %s; ca.crt carries all %d", ref, key, len(roots))
+	return t, nil
+}
