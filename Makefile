@@ -8,6 +8,8 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN       := $(CURDIR)/bin
 TOOLS     := hack/tools
 TOOLS_MOD := $(TOOLS)/go.mod $(TOOLS)/go.sum
+# trust-manager is on a newer Kubernetes line than the rest: its own module.
+TM_MOD    := hack/trust-manager/go.mod hack/trust-manager/go.sum
 FUZZTIME  ?= 5s
 CHART     := charts/linkerd-ca-issuer
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml $(CHART)/files
@@ -19,7 +21,8 @@ KUBECTL        := $(BIN)/kubectl
 CERT_MANAGER   := $(BIN)/cert-manager-controller
 HELM           := $(BIN)/helm
 KIND           := $(BIN)/kind
-E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(HELM) $(KUBECTL)
+TRUST_MANAGER  := $(BIN)/trust-manager
+E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM) $(KUBECTL)
 
 .PHONY: all
 all: build
@@ -53,6 +56,7 @@ verify: generate ## Fail on stale generated files, unformatted code, vet finding
 	go vet ./...
 	go vet -tags e2e ./e2e/...
 	cd $(TOOLS) && go vet ./...
+	cd hack/trust-manager && go mod verify >/dev/null
 	@product="$$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
 		tools="$$(cd $(TOOLS) && go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
 		if [ "$$product" != "$$tools" ]; then \
@@ -109,6 +113,8 @@ $(ETCD): $(TOOLS_MOD) $(TOOLS)/etcd/main.go
 	cd $(TOOLS) && go build -o $@ ./etcd
 $(CERT_MANAGER): $(TOOLS_MOD) $(TOOLS)/cert-manager-controller/main.go
 	cd $(TOOLS) && go build -o $@ ./cert-manager-controller
+$(TRUST_MANAGER): $(TM_MOD)
+	cd hack/trust-manager && go build -o $@ github.com/cert-manager/trust-manager/cmd/trust-manager
 
 .PHONY: help
 help: ## Show this help.

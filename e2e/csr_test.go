@@ -13,18 +13,25 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
 )
 
-// TestKubernetesCSR: the same policy applies to certificates.k8s.io
-// CertificateSigningRequests naming the cluster issuer as signer.
+// TestKubernetesCSR: with the CSR path turned on for a named requester, the
+// same policy applies to certificates.k8s.io CertificateSigningRequests
+// naming the cluster issuer as signer; anyone else's CSR is refused.
 func TestKubernetesCSR(t *testing.T) {
 	anchor, iss := readyClusterIssuer(t, "linkerd-csr", "csr-anchor")
+	var requestAs func(c client.Client, name string, isCA bool) *certificatesv1.CertificateSigningRequest
 
 	request := func(name string, isCA bool) *certificatesv1.CertificateSigningRequest {
+		return requestAs(cl, name, isCA)
+	}
+	requestAs = func(c client.Client, name string, isCA bool) *certificatesv1.CertificateSigningRequest {
 		csrPEM, _, err := testpki.CSRFor(testpki.SeedCertificate(nsLinkerd))
 		if err != nil {
 			t.Fatal(err)
@@ -43,7 +50,10 @@ func TestKubernetesCSR(t *testing.T) {
 		if isCA {
 			csr.Annotations = map[string]string{"experimental.cert-manager.io/request-is-ca": "true"}
 		}
-		create(t, csr)
+		if err := c.Create(ctx, csr); err != nil {
+			t.Fatalf("creating CSR %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = cl.Delete(ctx, csr) })
 		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 			Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "E2E", Message: "approved by the e2e suite",
 		})
@@ -87,6 +97,44 @@ func TestKubernetesCSR(t *testing.T) {
 						t.Fatal("Failed CSR carries a certificate")
 					}
 					t.Logf("Failed: %s", c.Message)
+					return nil
+				}
+			}
+			return fmt.Errorf("conditions %+v", csr.Status.Conditions)
+		})
+	})
+	t.Run("refused for a requester not named", func(t *testing.T) {
+		const tenant = "system:serviceaccount:" + nsRefusals + ":default"
+		create(t, &rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "e2e-csr-creator"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests"}, Verbs: []string{"create", "get"}}},
+		}, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "e2e-csr-creator"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "e2e-csr-creator"},
+			Subjects:   []rbacv1.Subject{{Kind: "User", Name: tenant}},
+		})
+		cfg := rest.CopyConfig(cp.Config)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: tenant}
+		tenantClient, err := client.New(cfg, client.Options{Scheme: cl.Scheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr := requestAs(tenantClient, "tenant-identity-csr", true)
+		eventually(t, 30*time.Second, "Failed condition", func() error {
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(csr), csr); err != nil {
+				return err
+			}
+			if csr.Spec.Username != tenant {
+				t.Fatalf("CSR made by %q, want the tenant", csr.Spec.Username)
+			}
+			for _, c := range csr.Status.Conditions {
+				if c.Type == certificatesv1.CertificateFailed && c.Status == corev1.ConditionTrue {
+					if len(csr.Status.Certificate) != 0 {
+						t.Fatal("Failed CSR carries a certificate")
+					}
+					if want := `requester: Kubernetes CertificateSigningRequest from "` + tenant + `"`; !strings.Contains(c.Message, want) {
+						t.Errorf("message %q, want %q", c.Message, want)
+					}
 					return nil
 				}
 			}

@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
 // TestSeedFlow is Linkerd's guide with this issuer in place of cert-manager's
@@ -215,7 +217,7 @@ func TestClusterIssuer(t *testing.T) {
 	anchor, iss := readyClusterIssuer(t, "linkerd-cluster", "cluster-anchor")
 
 	crt := seedCertificate(nsLinkerd, "from-cluster-issuer", iss.Name)
-	crt.Spec.IssuerRef.Kind = "LinkerdCAClusterIssuer"
+	crt.Spec.IssuerRef.Kind = v1alpha1.ClusterIssuerKind
 	create(t, crt)
 	waitCertificateReady(t, nsLinkerd, crt.Name, 60*time.Second)
 	s := mustSecret(t, nsLinkerd, crt.Name)

@@ -96,7 +96,7 @@ func readyClusterIssuer(t *testing.T, name, secret string) (*testpki.Anchor, *v1
 func seedCertificate(ns, name, issuer string) *cmapi.Certificate {
 	crt := testpki.SeedCertificate(ns)
 	crt.Name, crt.Spec.SecretName = name, name
-	crt.Spec.IssuerRef = cmmeta.IssuerReference{Group: issuerGroup, Kind: "LinkerdCAIssuer", Name: issuer}
+	crt.Spec.IssuerRef = cmmeta.IssuerReference{Group: issuerGroup, Kind: v1alpha1.IssuerKind, Name: issuer}
 	return crt
 }
 
@@ -105,14 +105,11 @@ func issuerReady(obj client.Object) (*metav1.Condition, error) {
 	if err := cl.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		return nil, err
 	}
-	var conds []metav1.Condition
-	switch o := obj.(type) {
-	case *v1alpha1.LinkerdCAIssuer:
-		conds = o.Status.Conditions
-	case *v1alpha1.LinkerdCAClusterIssuer:
-		conds = o.Status.Conditions
+	iss, ok := obj.(v1alpha1.GenericIssuer)
+	if !ok {
+		return nil, fmt.Errorf("%T is not an issuer", obj)
 	}
-	c := meta.FindStatusCondition(conds, "Ready")
+	c := meta.FindStatusCondition(iss.GetStatus().Conditions, "Ready")
 	if c == nil {
 		return nil, errors.New("no Ready condition yet")
 	}

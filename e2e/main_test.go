@@ -19,6 +19,10 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
 )
 
+// csrRequester is the user whose Kubernetes CSRs the issuer signs: the
+// local control plane's admin, who creates them in the suite.
+const csrRequester = "admin"
+
 // Each scenario has a namespace of its own; the issuer watches them all.
 const (
 	nsLinkerd   = "linkerd"
@@ -29,7 +33,8 @@ const (
 	nsPreset    = "e2e-preset"
 	nsDrill     = "e2e-drill"
 	nsMetrics   = "e2e-metrics"
-	nsCluster   = localcp.IssuerNamespace
+	nsGuide     = "e2e-guide"
+	nsCluster   = localcp.TrustNamespace
 	issuerGroup = "linkerdca.io"
 )
 
@@ -47,7 +52,8 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics},
+		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide},
+		CSRRequesters:   []string{csrRequester},
 		Logf:            func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
 	})
 	if err != nil {

@@ -31,8 +31,8 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
-// IssuerNamespace is where the issuer runs: its leader election Lease and
-// the LinkerdCAClusterIssuers' trust anchors live there.
+// IssuerNamespace is where the issuer runs and holds its leader election
+// Lease.
 const IssuerNamespace = "linkerd-ca-issuer"
 
 // IssuerUser is the identity the issuer binary runs as: the user name of
@@ -47,6 +47,12 @@ type Options struct {
 	// WatchNamespaces are where LinkerdCAIssuers may live; the issuer gets
 	// the chart's Secret and ConfigMap Role in each. linkerd when empty.
 	WatchNamespaces []string
+	// ClusterResourceNamespace is where LinkerdCAClusterIssuers read their
+	// anchor: TrustNamespace (cert-manager) when empty, as in Linkerd's
+	// current guide.
+	ClusterResourceNamespace string
+	// CSRRequesters, when set, turn on Kubernetes CSR signing for them.
+	CSRRequesters []string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -94,6 +100,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if len(opts.WatchNamespaces) == 0 {
 		opts.WatchNamespaces = []string{v1alpha1.DefaultControlPlaneNamespace}
 	}
+	if opts.ClusterResourceNamespace == "" {
+		opts.ClusterResourceNamespace = TrustNamespace
+	}
 	if opts.RepoRoot == "" {
 		if opts.RepoRoot, err = repoRoot(); err != nil {
 			return nil, err
@@ -117,7 +126,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		ErrorIfCRDPathMissing: true,
 	}
 	if !cp.Existing {
-		for _, bin := range []string{"etcd", "kube-apiserver", "cert-manager-controller", "linkerd-ca-issuer", "helm"} {
+		for _, bin := range []string{"etcd", "kube-apiserver", "cert-manager-controller", "trust-manager", "linkerd-ca-issuer", "helm"} {
 			if _, err := os.Stat(filepath.Join(opts.RepoRoot, "bin", bin)); err != nil {
 				return cp, fmt.Errorf("bin/%s is missing; build it with 'make tools build' (the e2e and demo targets do): %w", bin, err)
 			}
@@ -126,7 +135,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		if err != nil {
 			return cp, err
 		}
-		cp.env.CRDDirectoryPaths = []string{cmCRDs, filepath.Join(opts.RepoRoot, "config", "crd", "bases")}
+		tmCRDs, err := trustManagerCRDs(opts.RepoRoot)
+		if err != nil {
+			return cp, err
+		}
+		cp.env.CRDDirectoryPaths = []string{cmCRDs, tmCRDs, filepath.Join(opts.RepoRoot, "config", "crd", "bases")}
 	}
 	opts.Logf("starting etcd and kube-apiserver")
 	if cp.Config, err = cp.env.Start(); err != nil {
@@ -140,7 +153,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	} else if cp.AdminKubeconfig, err = cp.writeKubeconfig("admin", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
 		return cp, err
 	}
-	for _, ns := range append([]string{IssuerNamespace}, opts.WatchNamespaces...) {
+	for _, ns := range append([]string{IssuerNamespace, TrustNamespace, opts.ClusterResourceNamespace}, opts.WatchNamespaces...) {
 		if err := cp.ensureNamespace(ctx, ns); err != nil {
 			return cp, err
 		}
@@ -155,6 +168,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	opts.Logf("starting cert-manager's controllers")
 	if err := cp.startCertManager(); err != nil {
+		return cp, err
+	}
+	opts.Logf("starting trust-manager")
+	if err := cp.startTrustManager(ctx); err != nil {
 		return cp, err
 	}
 	opts.Logf("starting the issuer")
@@ -257,7 +274,7 @@ func (cp *ControlPlane) addUser(name string, user envtest.User) (string, *rest.C
 // controller's markers), for the suite's watched namespaces. The issuer runs
 // as that ServiceAccount's user name, so it has exactly those permissions.
 func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
-	objs, err := RenderChart(cp.opts.RepoRoot, "watchNamespaces={"+strings.Join(cp.opts.WatchNamespaces, ",")+"}")
+	objs, err := RenderChart(cp.opts.RepoRoot, cp.chartValues()...)
 	if err != nil {
 		return err
 	}
@@ -270,6 +287,18 @@ func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// chartValues are the Helm values the local issuer's flags and RBAC follow.
+func (cp *ControlPlane) chartValues() []string {
+	v := []string{
+		"watchNamespaces={" + strings.Join(cp.opts.WatchNamespaces, ",") + "}",
+		"clusterResourceNamespace=" + cp.opts.ClusterResourceNamespace,
+	}
+	if len(cp.opts.CSRRequesters) > 0 {
+		v = append(v, "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={"+strings.Join(cp.opts.CSRRequesters, ",")+"}")
+	}
+	return v
 }
 
 func (cp *ControlPlane) createAll(ctx context.Context, objs ...client.Object) error {
@@ -305,13 +334,18 @@ func (cp *ControlPlane) startIssuer(ctx context.Context) error {
 		return err
 	}
 	cp.IssuerMetricsAddr = metrics
-	if err := cp.start("issuer", filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), []string{"POD_NAMESPACE=" + IssuerNamespace},
-		"--kubeconfig="+kubeconfig,
-		"--watch-namespaces="+strings.Join(cp.opts.WatchNamespaces, ","),
-		"--metrics-bind-address="+metrics,
-		"--health-probe-bind-address="+probes,
+	args := []string{
+		"--kubeconfig=" + kubeconfig,
+		"--watch-namespaces=" + strings.Join(cp.opts.WatchNamespaces, ","),
+		"--cluster-resource-namespace=" + cp.opts.ClusterResourceNamespace,
+		"--metrics-bind-address=" + metrics,
+		"--health-probe-bind-address=" + probes,
 		"--zap-log-level=debug",
-	); err != nil {
+	}
+	if len(cp.opts.CSRRequesters) > 0 {
+		args = append(args, "--enable-kubernetes-csr", "--kubernetes-csr-requesters="+strings.Join(cp.opts.CSRRequesters, ","))
+	}
+	if err := cp.start("issuer", filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), []string{"POD_NAMESPACE=" + IssuerNamespace}, args...); err != nil {
 		return err
 	}
 	return waitHTTP(ctx, "http://"+probes+"/readyz", 60*time.Second)

@@ -5,8 +5,13 @@ package testpki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -68,6 +73,35 @@ func NewAnchorNamed(commonName string, notBefore, notAfter time.Time) (*Anchor, 
 		return nil, err
 	}
 	return &Anchor{Certificate: cert, Key: key, CertPEM: p.Certificate, KeyPEM: p.Key}, nil
+}
+
+// NewAnchorWith makes a self-signed ECDSA P-256 root CA like NewAnchor's,
+// after mutate has changed its template: for anchors that parse and can
+// sign, but carry constraints that break Linkerd's chain.
+func NewAnchorWith(mutate func(*x509.Certificate), notBefore, notAfter time.Time) (*Anchor, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: trustanchor.DefaultCommonName},
+		NotBefore: notBefore, NotAfter: notAfter,
+		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	mutate(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodePKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Anchor{Certificate: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
 }
 
 // CSRFor returns a PEM CSR for crt the way cert-manager generates it, and

@@ -1,5 +1,7 @@
 // Command cert-manager-controller runs cert-manager's own controllers — the
-// Certificate lifecycle, the request approver and the built-in CA issuer —
+// Certificate lifecycle, the request approver, and the built-in CA and
+// SelfSigned issuers (Linkerd's current guide makes its trust anchor with
+// the latter) —
 // from the cert-manager module, so the local control plane has the real
 // cert-manager without a container image. It has no webhook and no ACME.
 package main
@@ -20,6 +22,7 @@ import (
 	// Each controller registers itself with controllerpkg when imported.
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/ca"
+	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/selfsigned"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/issuing"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/keymanager"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/readiness"
@@ -29,6 +32,7 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/controller/clusterissuers"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/issuers"
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
+	_ "github.com/cert-manager/cert-manager/pkg/issuer/selfsigned"
 )
 
 func main() {
