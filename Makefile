@@ -91,7 +91,7 @@ e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with thi
 ##@ Demo
 
 .PHONY: demo
-demo: build $(E2E_TOOLS) ## Replay Linkerd's flow on a local control plane and show the result (DEMO_EXIT=1 to exit after).
+demo: build $(E2E_TOOLS) ## Replay Linkerd's current guide on a local control plane (DEMO_FLOW=original: the namespaced flow; DEMO_EXIT=1: exit after).
 	go run ./hack/demo
 
 ##@ Tools (built from the Go module proxy, pinned in hack/tools/go.mod)

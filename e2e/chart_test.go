@@ -29,7 +29,7 @@ import (
 var allFeatures = []string{
 	"linkerd.enabled=true", "metrics.serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true",
 	"networkPolicy.enabled=true", "networkPolicy.apiServerCIDRs={10.96.0.1/32}", "replicas=2",
-	"watchNamespaces={linkerd,e2e-preset}",
+	"watchNamespaces={linkerd,e2e-preset}", "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={system:serviceaccount:linkerd:bootstrap}",
 }
 
 func repoRoot(t *testing.T) string {
@@ -114,6 +114,48 @@ func TestChartRenders(t *testing.T) {
 	}
 	if len(find(render(t, "crds.enabled=false"), "CustomResourceDefinition")) != 0 {
 		t.Error("crds.enabled=false still renders CRDs")
+	}
+}
+
+// TestChartKubernetesCSRIsOptIn: by default the controller neither signs
+// Kubernetes CSRs nor holds the RBAC to; turned on, it gets both, limited
+// to the requesters named. The approver rule is on by default.
+func TestChartKubernetesCSRIsOptIn(t *testing.T) {
+	csrRules := func(objs []*unstructured.Unstructured) (n int) {
+		for _, o := range find(objs, "ClusterRole") {
+			for _, r := range convert[rbacv1.ClusterRole](t, o).Rules {
+				if slices.Contains(r.APIGroups, "certificates.k8s.io") {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	args := func(objs []*unstructured.Unstructured) []string {
+		return convert[appsv1.Deployment](t, find(objs, "Deployment")[0]).Spec.Template.Spec.Containers[0].Args
+	}
+	defaults := render(t)
+	if n := csrRules(defaults); n != 0 {
+		t.Errorf("default chart grants %d certificates.k8s.io rules", n)
+	}
+	if slices.ContainsFunc(args(defaults), func(a string) bool { return strings.Contains(a, "kubernetes-csr") }) {
+		t.Errorf("default chart turns Kubernetes CSRs on: %v", args(defaults))
+	}
+	approver := false
+	for _, o := range find(defaults, "ClusterRoleBinding") {
+		approver = approver || strings.HasSuffix(o.GetName(), ":approver")
+	}
+	if !approver {
+		t.Error("the approver RBAC is not on by default")
+	}
+	on := render(t, "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={system:serviceaccount:linkerd:bootstrap}")
+	if n := csrRules(on); n != 3 {
+		t.Errorf("with Kubernetes CSRs on: %d certificates.k8s.io rules, want 3 (read, status, sign)", n)
+	}
+	for _, want := range []string{"--enable-kubernetes-csr", "--kubernetes-csr-requesters=system:serviceaccount:linkerd:bootstrap"} {
+		if !slices.Contains(args(on), want) {
+			t.Errorf("with Kubernetes CSRs on: no %s in %v", want, args(on))
+		}
 	}
 }
 
@@ -222,7 +264,7 @@ func assertCRDsAreGenerated(t *testing.T, objs []*unstructured.Unstructured) {
 }
 
 func TestChartSchemaRejectsBadValues(t *testing.T) {
-	for _, bad := range []string{"watchNamespaces={Not_A_Namespace}", "logLevel=verbose", "replica=2", "maxRetryDuration=5 minutes", "image.digest=latest"} {
+	for _, bad := range []string{"watchNamespaces={Not_A_Namespace}", "logLevel=verbose", "replica=2", "maxRetryDuration=5 minutes", "image.digest=latest", "kubernetesCSR.enabled=true"} {
 		if _, err := localcp.RenderChart(repoRoot(t), bad); err == nil || !strings.Contains(err.Error(), "schema") {
 			t.Errorf("--set %s: want a schema error, got %v", bad, err)
 		}

@@ -17,86 +17,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
 )
-
-// The current guide's names. Its control plane here is nsGuide, so that its
-// trust roots ConfigMap (which trust-manager owns, and nothing deletes on a
-// control plane without a garbage collector) stays out of the other tests.
-const (
-	guideRootIssuer = "linkerd-trust-root-issuer"
-	guideAnchor     = "linkerd-trust-anchor"
-	guideBundle     = "linkerd-identity-trust-roots"
-)
-
-// selfSignedAnchor is the guide's trust anchor Certificate: cert-manager
-// makes the root itself, in its own namespace.
-func selfSignedAnchor(name string) *cmapi.Certificate {
-	return &cmapi.Certificate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: nsCluster, Name: name},
-		Spec: cmapi.CertificateSpec{
-			SecretName: name,
-			CommonName: "root.linkerd.cluster.local",
-			IsCA:       true,
-			Duration:   &metav1.Duration{Duration: 87600 * time.Hour},
-			PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256, RotationPolicy: cmapi.RotationPolicyAlways},
-			IssuerRef:  cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: guideRootIssuer},
-		},
-	}
-}
-
-// trustBundle is trust-manager's Bundle writing the roots from the anchor
-// Secrets into every namespace labelled as a Linkerd control plane.
-func trustBundle(anchorSecrets ...string) *unstructured.Unstructured {
-	var sources []any
-	for _, s := range anchorSecrets {
-		sources = append(sources, map[string]any{"secret": map[string]any{"name": s, "key": "ca.crt"}})
-	}
-	b := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "trust.cert-manager.io/v1alpha1",
-		"kind":       "Bundle",
-		"metadata":   map[string]any{"name": guideBundle},
-		"spec": map[string]any{
-			"sources": sources,
-			"target": map[string]any{
-				"configMap":         map[string]any{"key": "ca-bundle.crt"},
-				"namespaceSelector": map[string]any{"matchLabels": map[string]any{"linkerd.io/is-control-plane": "true"}},
-			},
-		},
-	}}
-	return b
-}
-
-// guideCertificate is the guide's linkerd-identity-issuer: 48h, renewed 25h
-// before expiry, a new key every time.
-func guideCertificate(ns, name, issuer string) *cmapi.Certificate {
-	cn := "identity." + ns + ".cluster.local"
-	return &cmapi.Certificate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: cmapi.CertificateSpec{
-			SecretName:  name,
-			Duration:    &metav1.Duration{Duration: 48 * time.Hour},
-			RenewBefore: &metav1.Duration{Duration: 25 * time.Hour},
-			CommonName:  cn,
-			DNSNames:    []string{cn},
-			IsCA:        true,
-			PrivateKey:  &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, RotationPolicy: cmapi.RotationPolicyAlways},
-			Usages:      []cmapi.KeyUsage{cmapi.UsageCertSign, cmapi.UsageCRLSign, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
-			IssuerRef:   cmmeta.IssuerReference{Group: issuerGroup, Kind: v1alpha1.ClusterIssuerKind, Name: issuer},
-		},
-	}
-}
 
 func waitTrustRoots(t *testing.T, anchors ...[]byte) *corev1.ConfigMap {
 	t.Helper()
 	var cm corev1.ConfigMap
-	eventually(t, 30*time.Second, "trust-manager's "+guideBundle+" ConfigMap with the anchors", func() error {
-		if err := cl.Get(ctx, client.ObjectKey{Namespace: nsGuide, Name: guideBundle}, &cm); err != nil {
+	eventually(t, 30*time.Second, "trust-manager's "+guide.TrustRoots+" ConfigMap with the anchors", func() error {
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: nsGuide, Name: guide.TrustRoots}, &cm); err != nil {
 			return err
 		}
 		bundle := cm.Data["ca-bundle.crt"]
@@ -154,36 +87,30 @@ func TestCurrentGuideFlow(t *testing.T) {
 	if err := cl.Get(ctx, client.ObjectKey{Name: nsGuide}, &ns); err != nil {
 		t.Fatal(err)
 	}
-	ns.Labels = map[string]string{"linkerd.io/is-control-plane": "true"}
+	ns.Labels = map[string]string{guide.ControlPlaneLabel: "true"}
 	if err := cl.Update(ctx, &ns); err != nil {
 		t.Fatal(err)
 	}
 
 	// 1–2. The root, from cert-manager's SelfSigned issuer, in cert-manager.
-	create(t, &cmapi.ClusterIssuer{
-		ObjectMeta: metav1.ObjectMeta{Name: guideRootIssuer},
-		Spec:       cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}}},
-	})
-	create(t, selfSignedAnchor(guideAnchor))
-	waitCertificateReady(t, nsCluster, guideAnchor, 60*time.Second)
-	anchor := mustSecret(t, nsCluster, guideAnchor)
+	create(t, guide.SelfSignedRootIssuer())
+	create(t, guide.TrustAnchorCertificate(guide.TrustAnchor))
+	waitCertificateReady(t, nsCluster, guide.TrustAnchor, 60*time.Second)
+	anchor := mustSecret(t, nsCluster, guide.TrustAnchor)
 
 	// 3. The cluster issuer reads it from the cluster resource namespace.
-	iss := &v1alpha1.LinkerdCAClusterIssuer{
-		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-identity-issuer"},
-		Spec:       v1alpha1.IssuerSpec{TrustAnchorSecretName: guideAnchor, ControlPlaneNamespace: nsGuide},
-	}
+	iss := guide.ClusterIssuer(guide.TrustAnchor, nsGuide)
 	create(t, iss)
 	waitIssuer(t, iss, metav1.ConditionTrue, "")
 
 	// 5. trust-manager writes the roots into the control plane's namespace.
-	bundle := trustBundle(guideAnchor)
+	bundle := guide.Bundle(guide.TrustAnchor)
 	create(t, bundle)
 	waitTrustRoots(t, anchor.Data["tls.crt"])
 	waitTrusted(t, iss, metav1.ConditionTrue)
 
 	// 4. The identity issuer Certificate in the control plane's namespace.
-	create(t, guideCertificate(nsGuide, "linkerd-identity-issuer", iss.Name))
+	create(t, guide.IdentityIssuerCertificate(nsGuide, guide.IdentityIssuer))
 	waitCertificateReady(t, nsGuide, "linkerd-identity-issuer", 60*time.Second)
 	s := mustSecret(t, nsGuide, "linkerd-identity-issuer")
 	if !bytes.Equal(bytes.TrimSpace(s.Data["ca.crt"]), bytes.TrimSpace(anchor.Data["tls.crt"])) {
@@ -203,8 +130,9 @@ func TestCurrentGuideFlow(t *testing.T) {
 	}
 
 	t.Run("a tenant gets no mesh CA", func(t *testing.T) {
-		crt := guideCertificate(nsRefusals, "stolen-identity-issuer", iss.Name)
-		crt.Spec.CommonName, crt.Spec.DNSNames = "identity."+nsGuide+".cluster.local", []string{"identity." + nsGuide + ".cluster.local"}
+		// The control plane's own request, made from a tenant's namespace.
+		crt := guide.IdentityIssuerCertificate(nsGuide, "stolen-identity-issuer")
+		crt.Namespace = nsRefusals
 		create(t, crt)
 		msg := waitRequestFailed(t, nsRefusals, crt.Name)
 		want := fmt.Sprintf(`namespace: the request comes from namespace %q; this issuer signs only for namespace %q`, nsRefusals, nsGuide)
@@ -215,9 +143,9 @@ func TestCurrentGuideFlow(t *testing.T) {
 	})
 
 	t.Run("rotating the anchor through the Bundle", func(t *testing.T) {
-		create(t, selfSignedAnchor(guideAnchor+"-next"))
-		waitCertificateReady(t, nsCluster, guideAnchor+"-next", 60*time.Second)
-		next := mustSecret(t, nsCluster, guideAnchor+"-next")
+		create(t, guide.TrustAnchorCertificate(guide.TrustAnchor+"-next"))
+		waitCertificateReady(t, nsCluster, guide.TrustAnchor+"-next", 60*time.Second)
+		next := mustSecret(t, nsCluster, guide.TrustAnchor+"-next")
 
 		// Switching before the Bundle carries the new root: the trust gate
 		// holds, nothing is signed with it.
@@ -231,23 +159,23 @@ func TestCurrentGuideFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		setAnchor(guideAnchor + "-next")
+		setAnchor(guide.TrustAnchor + "-next")
 		waitIssuer(t, iss, metav1.ConditionFalse, "TrustAnchorNotTrusted")
-		setAnchor(guideAnchor)
+		setAnchor(guide.TrustAnchor)
 		waitIssuer(t, iss, metav1.ConditionTrue, "")
 
 		// 1. Trust both roots: old and new Bundle sources.
 		if err := cl.Get(ctx, client.ObjectKeyFromObject(bundle), bundle); err != nil {
 			t.Fatal(err)
 		}
-		bundle.Object["spec"] = trustBundle(guideAnchor, guideAnchor+"-next").Object["spec"]
+		bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor, guide.TrustAnchor+"-next").Object["spec"]
 		if err := cl.Update(ctx, bundle); err != nil {
 			t.Fatal(err)
 		}
 		waitTrustRoots(t, anchor.Data["tls.crt"], next.Data["tls.crt"])
 
 		// 2. Switch the issuer, renew: signed by the new root, both in ca.crt.
-		setAnchor(guideAnchor + "-next")
+		setAnchor(guide.TrustAnchor + "-next")
 		waitIssuer(t, iss, metav1.ConditionTrue, "")
 		renew(t, nsGuide, "linkerd-identity-issuer")
 		eventually(t, 60*time.Second, "the identity issuer re-signed by the new root", func() error {
@@ -271,7 +199,7 @@ func TestCurrentGuideFlow(t *testing.T) {
 		if err := cl.Get(ctx, client.ObjectKeyFromObject(bundle), bundle); err != nil {
 			t.Fatal(err)
 		}
-		bundle.Object["spec"] = trustBundle(guideAnchor + "-next").Object["spec"]
+		bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor + "-next").Object["spec"]
 		if err := cl.Update(ctx, bundle); err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,11 @@ BIN=$PWD/bin
 CLUSTER=${KIND_CLUSTER:-linkerd-ca-issuer-e2e}
 IMAGE=linkerd-ca-issuer:e2e
 CERT_MANAGER_VERSION=$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)
+TRUST_MANAGER_VERSION=$(cd hack/trust-manager && go list -m -f '{{.Version}}' github.com/cert-manager/trust-manager)
 # Every namespace the suite uses must be watched by the installed issuer.
-WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-drill,e2e-metrics,e2e-kind}"
+WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-drill,e2e-metrics,e2e-guide,e2e-kind}"
+# kind's kubeconfig user, who makes the suite's Kubernetes CSRs.
+CSR_REQUESTER=kubernetes-admin
 export KUBECONFIG=$PWD/bin/kind-$CLUSTER.kubeconfig
 
 command -v docker >/dev/null || { echo "e2e-kind needs Docker; use 'make e2e' for the local control plane" >&2; exit 1; }
@@ -29,12 +32,18 @@ docker build -t "$IMAGE" --build-arg VERSION=e2e .
 "$BIN/helm" upgrade --install cert-manager oci://quay.io/jetstack/charts/cert-manager \
   --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace \
   --set crds.enabled=true --wait
+# Linkerd's current guide distributes the roots with trust-manager, which
+# reads Bundle sources from cert-manager's namespace.
+"$BIN/helm" upgrade --install trust-manager oci://quay.io/jetstack/charts/trust-manager \
+  --version "$TRUST_MANAGER_VERSION" --namespace cert-manager --wait
 
 "$BIN/kubectl" create namespace e2e-kind --dry-run=client -o yaml | "$BIN/kubectl" apply -f -
 "$BIN/helm" upgrade --install linkerd-ca-issuer charts/linkerd-ca-issuer \
   --namespace linkerd-ca-issuer --create-namespace \
   --set image.repository=linkerd-ca-issuer --set image.tag=e2e --set image.pullPolicy=Never \
   --set "watchNamespaces=$WATCH" \
+  --set clusterResourceNamespace=cert-manager \
+  --set kubernetesCSR.enabled=true --set "kubernetesCSR.requesters={$CSR_REQUESTER}" \
   --set linkerd.enabled=true --set linkerd.namespace=e2e-kind \
   --wait
 

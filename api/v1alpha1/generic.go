@@ -11,6 +11,11 @@ const (
 	ClusterIssuerKind = "LinkerdCAClusterIssuer"
 )
 
+// ConditionTrustAnchorTrusted is the issuer condition, beside issuer-lib's
+// Ready, that says whether the issuer's trust anchor is among the roots
+// Linkerd's identity service trusts.
+const ConditionTrustAnchorTrusted = "TrustAnchorTrusted"
+
 // GenericIssuer is what LinkerdCAIssuer and LinkerdCAClusterIssuer share, as
 // cert-manager's GenericIssuer is for its Issuer and ClusterIssuer: code that
 // handles both kinds asks the object, never switches on its type.

@@ -18,10 +18,9 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
-// ConditionTrustAnchorTrusted says whether an issuer's anchor is among the
-// roots Linkerd's identity service trusts; the controller sets it beside
-// issuer-lib's Ready.
-const ConditionTrustAnchorTrusted = "TrustAnchorTrusted"
+// ConditionTrustAnchorTrusted is the API's condition, which the controller
+// sets beside issuer-lib's Ready.
+const ConditionTrustAnchorTrusted = v1alpha1.ConditionTrustAnchorTrusted
 
 // The reasons of ConditionTrustAnchorTrusted. ReasonTrustAnchorNotTrusted
 // also starts the Ready message of an issuer it stops.
