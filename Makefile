@@ -75,6 +75,8 @@ unit: ## Unit tests (policy, signing, anchor checks, controller with a fake clie
 fuzz: ## Run each fuzz target for FUZZTIME (default 5s).
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzPolicyCheck$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzParseAnchor$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+	go test ./internal/signer -run '^$$' -fuzz '^FuzzCheckTrialChain$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+	go test ./internal/signer -run '^$$' -fuzz '^FuzzNamespaceRule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 
 .PHONY: e2e
 e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_CLUSTER=true: on KUBECONFIG's cluster).

@@ -61,9 +61,10 @@ func assertLinkerdIdentityChecks(t *testing.T, s *corev1.Secret) (*x509.Certific
 		if now.Before(a.NotBefore) || now.After(a.NotAfter) {
 			t.Errorf("trust anchors are within their validity period: %s to %s", a.NotBefore, a.NotAfter)
 		}
-		// trust anchors are valid for at least 60 days
+		// trust anchors are valid for at least 60 days: a warning in linkerd
+		// check, as in internal/identitycheck, so reported, not failed.
 		if a.NotAfter.Sub(now) < 60*24*time.Hour {
-			t.Errorf("trust anchors are valid for at least 60 days: expires %s", a.NotAfter)
+			t.Logf("warning: trust anchors are valid for at least 60 days: expires %s", a.NotAfter)
 		}
 		if bytes.Equal(a.Raw, issuer.Raw) {
 			t.Errorf("ca.crt holds the issued certificate itself")

@@ -155,8 +155,8 @@ func parse(in Input) (anchors []*x509.Certificate, issuer *x509.Certificate, key
 	return anchors, issuers[0], key, nil
 }
 
-// issuerAlgorithm: Linkerd's identity service signs proxy certificates with
-// ECDSA-SHA256, so the issuer key must be ECDSA P-256.
+// issuerAlgorithm requires an ECDSA P-256 issuer key: Linkerd's identity
+// service signs proxy certificates with ECDSA-SHA256.
 func issuerAlgorithm(c *x509.Certificate) error {
 	if k, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
 		return fmt.Errorf("the issuer key is %s; Linkerd needs ECDSA P-256", signer.DescribeKey(c.PublicKey))

@@ -138,10 +138,11 @@ type request struct {
 	fromCSR *x509.Certificate
 }
 
-// checkNamespace: the identity issuer is a CA under the mesh root. Signed for
-// any namespace but the one Linkerd's control plane reads it from, it would
-// let whoever can create a Certificate there impersonate every meshed
-// workload.
+// checkNamespace refuses a request from any namespace but the one Linkerd's
+// control plane reads its issuer from, and a Kubernetes CSR from anyone not
+// named. The identity issuer is a CA under the mesh root: signed anywhere
+// else, it would let whoever can create a Certificate there impersonate
+// every meshed workload.
 func (p Policy) checkNamespace(r Request) error {
 	if r.Namespace == "" {
 		if slices.Contains(p.Requesters, r.Requester) {
@@ -159,8 +160,9 @@ func (p Policy) checkNamespace(r Request) error {
 	return refuse(RuleNamespace, "the request comes from namespace %q; this issuer signs only for namespace %q, where Linkerd's control plane reads its identity issuer (spec.controlPlaneNamespace), because an identity issuer is a CA under the mesh root that could impersonate every meshed workload. Create the Certificate in namespace %q", r.Namespace, p.Namespace, p.Namespace)
 }
 
-// checkKey: Linkerd's identity service signs every proxy certificate with
-// ECDSA-SHA256 and `linkerd check` requires P-256.
+// checkKey refuses any key but ECDSA P-256: Linkerd's identity service signs
+// every proxy certificate with ECDSA-SHA256 and `linkerd check` requires
+// P-256.
 func (p Policy) checkKey(r *request) error {
 	csr := r.csr
 	if k, ok := csr.PublicKey.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
@@ -169,8 +171,8 @@ func (p Policy) checkKey(r *request) error {
 	return refuse(RuleKey, "%s is not allowed; a Linkerd identity issuer key must be ECDSA P-256 (set spec.privateKey.algorithm: ECDSA and size: 256 on the Certificate)", DescribeKey(csr.PublicKey))
 }
 
-// checkIsCA: the issuer signs proxy certificates, so it must be a CA, and a
-// CSR that encodes basic constraints must agree.
+// checkIsCA refuses a request that is not for a CA, or whose CSR encodes
+// basic constraints that disagree: the issuer signs proxy certificates.
 func (p Policy) checkIsCA(r *request) error {
 	if !r.IsCA {
 		return refuse(RuleIsCA, "the request has isCA false; a Linkerd identity issuer must be a CA (set spec.isCA: true on the Certificate)")
@@ -181,8 +183,8 @@ func (p Policy) checkIsCA(r *request) error {
 	return nil
 }
 
-// checkUsages: exactly what Linkerd needs, plus digital signature at most,
-// and a CSR that encodes usages must agree with the request.
+// checkUsages allows exactly what Linkerd needs, plus digital signature at
+// most, and a CSR that encodes usages must agree with the request.
 func (p Policy) checkUsages(r *request) error {
 	req := r.Request
 	var missing, extra []string
@@ -245,7 +247,7 @@ func quoteAll(s []string) string {
 // oidCommonName is the X.520 commonName attribute type.
 var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
-// checkSubject: the subject is exactly CN=<expected>. Linkerd's identity
+// checkSubject allows only the subject CN=<expected>. Linkerd's identity
 // service checks nothing else, so anything else would only be a surprise.
 func (p Policy) checkSubject(r *request) error {
 	csr := r.csr
@@ -293,7 +295,7 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 // oidSubjectAltName is the X.509 subjectAltName extension.
 var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
-// checkSANs: no name but the common name itself, as a DNS name. Go's CSR
+// checkSANs allows no name but the common name itself, as a DNS name. Go's CSR
 // parser drops SAN types it does not model (otherName and friends), so the
 // extension is read with cert-manager's full GeneralNames decoder.
 func (p Policy) checkSANs(r *request) error {
@@ -338,7 +340,7 @@ func describeOtherSANs(n pki.GeneralNames) string {
 	}
 }
 
-// checkDuration: the requested lifetime is within the issuer's bounds.
+// checkDuration allows a requested lifetime within the issuer's bounds.
 func (p Policy) checkDuration(req *request) error {
 	bounds := fmt.Sprintf("this issuer allows %s to %s (its spec.minDuration and spec.maxDuration); set spec.duration on the Certificate within them", p.MinDuration, p.MaxDuration)
 	switch {
