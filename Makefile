@@ -8,8 +8,10 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN       := $(CURDIR)/bin
 TOOLS     := hack/tools
 TOOLS_MOD := $(TOOLS)/go.mod $(TOOLS)/go.sum
-# trust-manager is on a newer Kubernetes line than the rest: its own module.
+# trust-manager is on a newer Kubernetes line than the rest: its own module;
+# so is golangci-lint, whose dependencies must not move the tools'.
 TM_MOD    := hack/trust-manager/go.mod hack/trust-manager/go.sum
+LINT_MOD  := hack/lint/go.mod hack/lint/go.sum
 FUZZTIME  ?= 5s
 CHART     := charts/linkerd-ca-issuer
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml $(CHART)/files
@@ -22,6 +24,7 @@ CERT_MANAGER   := $(BIN)/cert-manager-controller
 HELM           := $(BIN)/helm
 KIND           := $(BIN)/kind
 TRUST_MANAGER  := $(BIN)/trust-manager
+GOLANGCI_LINT  := $(BIN)/golangci-lint
 E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM) $(KUBECTL)
 
 .PHONY: all
@@ -46,8 +49,12 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from the marke
 	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 	cp config/rbac/role.yaml $(CHART)/files/rbac/role.yaml
 
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml, e2e files included.
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: verify
-verify: generate ## Fail on stale generated files, unformatted code, vet findings or a cert-manager version skew.
+verify: generate lint ## Fail on stale generated files, unformatted code, vet or lint findings, or a cert-manager version skew.
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 		echo "generated files are stale; run 'make generate' and commit:"; \
 		git status --porcelain -- $(GENERATED); exit 1; fi
@@ -99,7 +106,7 @@ demo: build $(E2E_TOOLS) ## Replay Linkerd's current guide on a local control pl
 ##@ Tools (built from the Go module proxy, pinned in hack/tools/go.mod)
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(E2E_TOOLS) $(KUBECTL) $(HELM) ## Build every tool into bin/.
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(E2E_TOOLS) $(KUBECTL) $(HELM) ## Build every tool into bin/.
 
 $(CONTROLLER_GEN): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
@@ -115,6 +122,8 @@ $(ETCD): $(TOOLS_MOD) $(TOOLS)/etcd/main.go
 	cd $(TOOLS) && go build -o $@ ./etcd
 $(CERT_MANAGER): $(TOOLS_MOD) $(TOOLS)/cert-manager-controller/main.go
 	cd $(TOOLS) && go build -o $@ ./cert-manager-controller
+$(GOLANGCI_LINT): $(LINT_MOD)
+	cd hack/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 $(TRUST_MANAGER): $(TM_MOD)
 	cd hack/trust-manager && go build -o $@ github.com/cert-manager/trust-manager/cmd/trust-manager
 

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
 // Every optional feature of the chart switched on.
@@ -283,7 +283,7 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 		if o.GetKind() == "ServiceMonitor" {
 			continue // the Prometheus operator's CRD is not installed here
 		}
-		if err := cl.Patch(ctx, o, client.Apply, client.DryRunAll, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
+		if err := cl.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
 			t.Errorf("%s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}
@@ -335,7 +335,7 @@ func TestKustomizeConfig(t *testing.T) {
 			t.Fatalf("config/%s is empty", dir)
 		}
 		for _, o := range objs {
-			if err := cl.Patch(ctx, o, client.Apply, client.DryRunAll, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
+			if err := cl.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
 				t.Errorf("config/%s: %s %s/%s: %v", dir, o.GetKind(), o.GetNamespace(), o.GetName(), err)
 			}
 		}

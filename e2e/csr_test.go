@@ -18,7 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 // TestKubernetesCSR: with the CSR path turned on for a named requester, the
@@ -193,7 +194,7 @@ func TestDeniedIsNeverSigned(t *testing.T) {
 			IsCA:      true,
 			Duration:  &metav1.Duration{Duration: 24 * time.Hour},
 			Usages:    []cmapi.KeyUsage{cmapi.UsageCertSign, cmapi.UsageCRLSign, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
-			IssuerRef: cmmeta.IssuerReference{Group: issuerGroup, Kind: "LinkerdCAIssuer", Name: iss.Name},
+			IssuerRef: cmmeta.IssuerReference{Group: issuerGroup, Kind: v1alpha1.IssuerKind, Name: iss.Name},
 		},
 	}
 	// The policy must really stop an approval, or this test proves nothing.
@@ -203,11 +204,11 @@ func TestDeniedIsNeverSigned(t *testing.T) {
 		if err := cl.Create(ctx, probe); err != nil {
 			return err
 		}
-		defer cl.Delete(ctx, probe)
+		defer func() { _ = cl.Delete(ctx, probe) }()
 		probe.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "Probe", Message: "probe"}}
 		err := cl.Status().Update(ctx, probe)
 		if err == nil || !strings.Contains(err.Error(), "may not be approved") {
-			return fmt.Errorf("an approval was not refused by the policy: %v", err)
+			return fmt.Errorf("an approval was not refused by the policy: %w", err)
 		}
 		return nil
 	})

@@ -22,7 +22,7 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 func waitTrustRoots(t *testing.T, anchors ...[]byte) *corev1.ConfigMap {

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
 // TestIssuerSchema: the CRD schema defaults and rejects before the

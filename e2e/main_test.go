@@ -2,7 +2,7 @@
 
 // Package e2e replays Linkerd's identity issuer flow against a real API
 // server, real cert-manager controllers and the issuer's real binary: the
-// local control plane of internal/localcp, or with USE_EXISTING_CLUSTER=true
+// local control plane of internal/testing/localcp, or with USE_EXISTING_CLUSTER=true
 // the cluster in KUBECONFIG (where cert-manager and the issuer must already
 // run, watching the namespaces below).
 package e2e
@@ -16,7 +16,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
 // csrRequester is the user whose Kubernetes CSRs the issuer signs: the

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 func trustRootsConfigMap(ns string, anchors ...*testpki.Anchor) *corev1.ConfigMap {

@@ -2,7 +2,8 @@ package v1alpha1
 
 import (
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // The kinds of this API group, as issuerRefs and metrics name them.
@@ -31,10 +32,19 @@ type GenericIssuer interface {
 	IssuerKind() string
 	// IsClusterScoped is true for the cluster-scoped kind.
 	IsClusterScoped() bool
-	// NewList is an empty list of the issuer's kind.
-	NewList() client.ObjectList
+	// NewList is an empty list of the issuer's kind (a client.ObjectList).
+	NewList() ObjectList
 	// New is an empty object of the issuer's kind.
 	New() GenericIssuer
+}
+
+// ObjectList is a list of API objects, as controller-runtime's
+// client.ObjectList, without this package depending on it.
+//
+// +kubebuilder:object:generate=false
+type ObjectList interface {
+	metav1.ListInterface
+	runtime.Object
 }
 
 // GetSpec is the issuer's spec.
@@ -50,7 +60,7 @@ func (i *LinkerdCAIssuer) IssuerKind() string { return IssuerKind }
 func (i *LinkerdCAIssuer) IsClusterScoped() bool { return false }
 
 // NewList is an empty LinkerdCAIssuerList.
-func (i *LinkerdCAIssuer) NewList() client.ObjectList { return &LinkerdCAIssuerList{} }
+func (i *LinkerdCAIssuer) NewList() ObjectList { return &LinkerdCAIssuerList{} }
 
 // New is an empty LinkerdCAIssuer.
 func (i *LinkerdCAIssuer) New() GenericIssuer { return &LinkerdCAIssuer{} }
@@ -68,7 +78,7 @@ func (i *LinkerdCAClusterIssuer) IssuerKind() string { return ClusterIssuerKind 
 func (i *LinkerdCAClusterIssuer) IsClusterScoped() bool { return true }
 
 // NewList is an empty LinkerdCAClusterIssuerList.
-func (i *LinkerdCAClusterIssuer) NewList() client.ObjectList { return &LinkerdCAClusterIssuerList{} }
+func (i *LinkerdCAClusterIssuer) NewList() ObjectList { return &LinkerdCAClusterIssuerList{} }
 
 // New is an empty LinkerdCAClusterIssuer.
 func (i *LinkerdCAClusterIssuer) New() GenericIssuer { return &LinkerdCAClusterIssuer{} }

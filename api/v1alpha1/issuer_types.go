@@ -208,7 +208,3 @@ func (i *LinkerdCAClusterIssuer) GetConditions() []metav1.Condition { return i.S
 func (i *LinkerdCAClusterIssuer) GetIssuerTypeIdentifier() string {
 	return "linkerdcaclusterissuers.linkerdca.io"
 }
-
-func init() {
-	SchemeBuilder.Register(&LinkerdCAIssuer{}, &LinkerdCAIssuerList{}, &LinkerdCAClusterIssuer{}, &LinkerdCAClusterIssuerList{})
-}

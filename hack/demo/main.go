@@ -31,9 +31,9 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/localcp"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 const (

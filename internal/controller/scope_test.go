@@ -26,7 +26,7 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 // logInto returns a context whose logger writes every line, at every

@@ -82,8 +82,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		Check:              s.Check,
 		Sign:               s.Sign,
 		EventRecorder:      s.EventRecorder,
-		// Linkerd reads ca.crt as its trust roots: cert-manager only writes
-		// it when the request carries the CA.
+		// linkerd check and linkerd upgrade read ca.crt as the trust roots:
+		// cert-manager only writes it when the request carries the CA.
+		//nolint:staticcheck // deprecated in favour of trust-manager alone, which Linkerd's tools do not read
 		SetCAOnCertificateRequest: true,
 		// A Kubernetes CSR has no namespace to hold it to Linkerd's control
 		// plane: off unless asked for, and then only for named requesters.

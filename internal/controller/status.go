@@ -128,7 +128,7 @@ func (s *Signer) applyAnchorStatus(ctx context.Context, iss v1alpha1.GenericIssu
 	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(iss.IssuerKind()))
 	u.SetName(iss.GetName())
 	u.SetNamespace(iss.GetNamespace())
-	return s.Client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(FieldOwner+"-anchor"), client.ForceOwnership)
+	return s.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner+"-anchor"), client.ForceOwnership)
 }
 
 // warnCapped records a Warning event on the request. The request object

@@ -23,6 +23,7 @@ import (
 // Status is a check's outcome.
 type Status string
 
+// The outcomes, as linkerd check marks them √, ‼ and ×.
 const (
 	Pass Status = "pass"
 	Warn Status = "warn"

@@ -94,7 +94,7 @@ func checkAnchorCertificate(cert *x509.Certificate, now time.Time) error {
 		return badAnchor("the certificate in tls.crt has path length 0, so the issuer it signs could not sign proxy certificates; create the trust anchor without a path length limit (or with 1 or more)")
 	}
 	if len(cert.ExtKeyUsage) > 0 && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny) &&
-		!(slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) && slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth)) {
+		(!slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth)) {
 		return badAnchor("the certificate in tls.crt restricts extended key usages without both server auth and client auth; Linkerd proxies would reject every certificate under it")
 	}
 	if now.Before(cert.NotBefore) {

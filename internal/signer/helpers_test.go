@@ -19,7 +19,7 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testpki"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 // testNow is fixed so that lifetimes and caps are exact.

@@ -52,11 +52,11 @@ func (p *process) stop() error {
 	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.done: //nolint:errcheck // the exit status of a process told to stop says nothing
 		return nil
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+		<-p.done //nolint:errcheck // nor does a killed one's
 		return fmt.Errorf("%s did not stop within 10s of SIGTERM and was killed", p.name)
 	}
 }
@@ -74,7 +74,7 @@ func (cp *ControlPlane) Exited() error {
 		select {
 		case err := <-p.done:
 			p.done <- err // keep it for stop
-			return fmt.Errorf("%s exited (%v); see %s", p.name, err, p.log)
+			return fmt.Errorf("%s exited (%w); see %s", p.name, err, p.log)
 		default:
 		}
 	}
