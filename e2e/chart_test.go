@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
@@ -97,8 +98,8 @@ func TestChartRenders(t *testing.T) {
 			}
 			assertLeastPrivilege(t, objs)
 			assertCRDsAreGenerated(t, objs)
-			if want := slices.Contains(set, "linkerd.enabled=true"); (len(find(objs, "LinkerdCAIssuer")) == 1) != want || (len(find(objs, "Certificate")) == 1) != want {
-				t.Errorf("preset objects rendered: issuer %d, certificate %d; want them: %v", len(find(objs, "LinkerdCAIssuer")), len(find(objs, "Certificate")), want)
+			if want := slices.Contains(set, "linkerd.enabled=true"); (len(find(objs, v1alpha1.IssuerKind)) == 1) != want || (len(find(objs, "Certificate")) == 1) != want {
+				t.Errorf("preset objects rendered: issuer %d, certificate %d; want them: %v", len(find(objs, v1alpha1.IssuerKind)), len(find(objs, "Certificate")), want)
 			}
 		})
 	}
@@ -200,7 +201,7 @@ func assertLeastPrivilege(t *testing.T, objs []*unstructured.Unstructured) {
 				t.Errorf("ClusterRole %s grants %v on %v cluster-wide", role.Name, r.Verbs, r.Resources)
 			}
 			if slices.Contains(r.Verbs, "approve") {
-				approver = slices.Contains(r.ResourceNames, "linkerdcaissuers.linkerdca.io/*") && slices.Contains(r.ResourceNames, "linkerdcaclusterissuers.linkerdca.io/*")
+				approver = slices.Contains(r.ResourceNames, (&v1alpha1.LinkerdCAIssuer{}).GetIssuerTypeIdentifier()+"/*") && slices.Contains(r.ResourceNames, (&v1alpha1.LinkerdCAClusterIssuer{}).GetIssuerTypeIdentifier()+"/*")
 			}
 		}
 	}
@@ -306,7 +307,7 @@ func TestLinkerdPreset(t *testing.T) {
 	anchor := newAnchor(t)
 	create(t, anchorSecret(nsPreset, "linkerd-trust-anchor", anchor))
 	for _, o := range render(t, "linkerd.enabled=true", "linkerd.namespace="+nsPreset) {
-		if o.GetKind() == "LinkerdCAIssuer" || o.GetKind() == "Certificate" {
+		if o.GetKind() == v1alpha1.IssuerKind || o.GetKind() == "Certificate" {
 			create(t, o)
 		}
 	}

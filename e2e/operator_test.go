@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
@@ -138,7 +139,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	iss := linkerdIssuer(nsMetrics, "linkerd", "anchor")
 	create(t, iss)
 	waitIssuer(t, iss, metav1.ConditionTrue, "")
-	labels := map[string]string{"issuer_kind": "LinkerdCAIssuer", "issuer": nsMetrics + "/linkerd"}
+	labels := map[string]string{"issuer_kind": v1alpha1.IssuerKind, "issuer": nsMetrics + "/linkerd"}
 	signedBefore := scrape(t, "linkerd_ca_issuer_requests_signed_total", labels)
 
 	create(t, seedCertificate(nsMetrics, "good", iss.Name))
@@ -152,7 +153,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		if got := scrape(t, "linkerd_ca_issuer_requests_signed_total", labels); got < signedBefore+1 {
 			return fmt.Errorf("signed %v, want at least %v", got, signedBefore+1)
 		}
-		refusedIsCA := map[string]string{"issuer_kind": "LinkerdCAIssuer", "issuer": nsMetrics + "/linkerd", "rule": "isCA"}
+		refusedIsCA := map[string]string{"issuer_kind": v1alpha1.IssuerKind, "issuer": nsMetrics + "/linkerd", "rule": "isCA"}
 		if got := scrape(t, "linkerd_ca_issuer_requests_refused_total", refusedIsCA); got < 1 {
 			return fmt.Errorf("refused{rule=isCA} %v", got)
 		}
@@ -162,7 +163,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		if got := scrape(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", labels); got < float64(time.Now().Add(23*time.Hour).Unix()) {
 			return fmt.Errorf("issued expiry %v", got)
 		}
-		if got := scrape(t, "linkerd_ca_issuer_signing_duration_seconds", map[string]string{"issuer_kind": "LinkerdCAIssuer"}); got < 1 {
+		if got := scrape(t, "linkerd_ca_issuer_signing_duration_seconds", map[string]string{"issuer_kind": v1alpha1.IssuerKind}); got < 1 {
 			return fmt.Errorf("signing latency histogram has %v observations", got)
 		}
 		return nil
@@ -238,7 +239,7 @@ func TestExpiringAnchorWarning(t *testing.T) {
 			return err
 		}
 		for _, e := range list.Items {
-			if e.Regarding.Name == iss.Name && e.Regarding.Kind == "LinkerdCAIssuer" && e.Reason == "TrustAnchorExpiring" && e.Type == corev1.EventTypeWarning {
+			if e.Regarding.Name == iss.Name && e.Regarding.Kind == v1alpha1.IssuerKind && e.Reason == "TrustAnchorExpiring" && e.Type == corev1.EventTypeWarning {
 				return nil
 			}
 		}

@@ -135,7 +135,7 @@ func TestCheckReportsTheAnchor(t *testing.T) {
 		got.ExpiringSoon || got.TrustedByLinkerd != want.TrustedByLinkerd {
 		t.Fatalf("status.trustAnchor %+v\nwant %+v", got, want)
 	}
-	if v := metricValue(t, "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", "LinkerdCAIssuer", "linkerd/linkerd"); v != float64(a.Certificate.NotAfter.Unix()) {
+	if v := metricValue(t, "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", v1alpha1.IssuerKind, "linkerd/linkerd"); v != float64(a.Certificate.NotAfter.Unix()) {
 		t.Errorf("anchor expiry metric %v, want %d", v, a.Certificate.NotAfter.Unix())
 	}
 	select {
@@ -179,7 +179,7 @@ func TestSignMetrics(t *testing.T) {
 	iss := issuer("metrics")
 	s, _ := newSigner(t, anchorSecret("metrics", a))
 	s.WatchNamespaces = append(s.WatchNamespaces, "metrics")
-	signed := metricValue(t, "linkerd_ca_issuer_requests_signed_total", "LinkerdCAIssuer", "metrics/linkerd")
+	signed := metricValue(t, "linkerd_ca_issuer_requests_signed_total", v1alpha1.IssuerKind, "metrics/linkerd")
 	if _, err := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), iss); err != nil {
 		t.Fatal(err)
 	}
@@ -188,13 +188,13 @@ func TestSignMetrics(t *testing.T) {
 	if _, err := s.Sign(context.Background(), certificateRequest(t, crt), iss); err == nil {
 		t.Fatal("a leaf was signed")
 	}
-	if got := metricValue(t, "linkerd_ca_issuer_requests_signed_total", "LinkerdCAIssuer", "metrics/linkerd"); got != signed+1 {
+	if got := metricValue(t, "linkerd_ca_issuer_requests_signed_total", v1alpha1.IssuerKind, "metrics/linkerd"); got != signed+1 {
 		t.Errorf("signed counter %v, want %v", got, signed+1)
 	}
-	if got := metricValue(t, "linkerd_ca_issuer_requests_refused_total", "LinkerdCAIssuer", "metrics/linkerd", "isCA"); got != 1 {
+	if got := metricValue(t, "linkerd_ca_issuer_requests_refused_total", v1alpha1.IssuerKind, "metrics/linkerd", "isCA"); got != 1 {
 		t.Errorf("refused{rule=isCA} counter %v, want 1", got)
 	}
-	if got := metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", "LinkerdCAIssuer", "metrics/linkerd"); got != float64(now.Add(24*time.Hour).Unix()) {
+	if got := metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", v1alpha1.IssuerKind, "metrics/linkerd"); got != float64(now.Add(24*time.Hour).Unix()) {
 		t.Errorf("issued expiry %v, want %d", got, now.Add(24*time.Hour).Unix())
 	}
 }

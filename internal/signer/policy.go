@@ -7,13 +7,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
-	"encoding/asn1"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 )
 
@@ -84,21 +81,6 @@ const (
 func refuse(rule, format string, args ...any) error {
 	return &Refusal{Rule: rule, Reason: fmt.Sprintf(format, args...)}
 }
-
-// The usages Linkerd needs of its issuer: to sign proxy
-// certificates (cert sign), CRLs, and — because proxies verify with webpki,
-// which requires every CA carrying extended key usages to allow both — server
-// and client auth.
-var (
-	requiredKeyUsages    = []x509.KeyUsage{x509.KeyUsageCertSign, x509.KeyUsageCRLSign}
-	requiredExtKeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	optionalKeyUsages    = x509.KeyUsageDigitalSignature
-)
-
-const (
-	usagesNeeded  = "a Linkerd identity issuer needs cert sign, crl sign, server auth, client auth"
-	usagesAllowed = "a Linkerd identity issuer may have only cert sign, crl sign, server auth, client auth and digital signature"
-)
 
 // Check applies the policy to a request and returns its parsed CSR when every
 // rule holds. Any other result is a *Refusal.
@@ -181,163 +163,6 @@ func (p Policy) checkIsCA(r *request) error {
 		return refuse(RuleIsCA, "the CSR contradicts the request's isCA true (%v); regenerate the CSR as a CA request", err)
 	}
 	return nil
-}
-
-// checkUsages allows exactly what Linkerd needs, plus digital signature at
-// most, and a CSR that encodes usages must agree with the request.
-func (p Policy) checkUsages(r *request) error {
-	req := r.Request
-	var missing, extra []string
-	for _, u := range requiredKeyUsages {
-		if req.KeyUsage&u == 0 {
-			missing = append(missing, usageNames(u, nil)...)
-		}
-	}
-	for _, u := range requiredExtKeyUsages {
-		if !slices.Contains(req.ExtKeyUsage, u) {
-			missing = append(missing, usageNames(0, []x509.ExtKeyUsage{u})...)
-		}
-	}
-	if len(missing) > 0 {
-		return refuse(RuleUsages, "missing %s; %s", quoteAll(missing), usagesNeeded)
-	}
-	allowedKU := optionalKeyUsages
-	for _, u := range requiredKeyUsages {
-		allowedKU |= u
-	}
-	var extraEKU []x509.ExtKeyUsage
-	for _, u := range req.ExtKeyUsage {
-		if !slices.Contains(requiredExtKeyUsages, u) {
-			extraEKU = append(extraEKU, u)
-		}
-	}
-	extra = usageNames(req.KeyUsage&^allowedKU, extraEKU)
-	if len(extra) > 0 {
-		return refuse(RuleUsages, "%s not allowed; %s", quoteAll(extra), usagesAllowed)
-	}
-	if len(r.fromCSR.UnknownExtKeyUsage) > 0 {
-		return refuse(RuleUsages, "the CSR asks for extended key usages %v not known here; %s", r.fromCSR.UnknownExtKeyUsage, usagesAllowed)
-	}
-	if err := pki.CertificateTemplateValidateAndOverrideKeyUsages(req.KeyUsage, req.ExtKeyUsage)(r.csr, r.fromCSR); err != nil {
-		return refuse(RuleUsages, "the CSR contradicts the request's usages (%v); regenerate the CSR", err)
-	}
-	return nil
-}
-
-// usageNames spells usages the way a Certificate's spec.usages does.
-func usageNames(ku x509.KeyUsage, eku []x509.ExtKeyUsage) []string {
-	var names []string
-	for _, u := range apiutil.KeyUsageStrings(ku) {
-		names = append(names, string(u))
-	}
-	for _, u := range apiutil.ExtKeyUsageStrings(eku) {
-		names = append(names, string(u))
-	}
-	return names
-}
-
-func quoteAll(s []string) string {
-	q := make([]string, len(s))
-	for i, v := range s {
-		q[i] = fmt.Sprintf("%q", v)
-	}
-	return strings.Join(q, ", ")
-}
-
-// oidCommonName is the X.520 commonName attribute type.
-var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
-
-// checkSubject allows only the subject CN=<expected>. Linkerd's identity
-// service checks nothing else, so anything else would only be a surprise.
-func (p Policy) checkSubject(r *request) error {
-	csr := r.csr
-	want := p.CommonName()
-	for _, attr := range csr.Subject.Names {
-		if !attr.Type.Equal(oidCommonName) {
-			return refuse(RuleSubject, "attribute %s=%v is not allowed; the subject must be only CN=%s (remove spec.subject from the Certificate)", attributeName(attr.Type), attr.Value, want)
-		}
-	}
-	if n := countCommonNames(csr); n != 1 || csr.Subject.CommonName != want {
-		got := fmt.Sprintf("common name %q", csr.Subject.CommonName)
-		if n == 0 {
-			got = "no common name"
-		} else if n > 1 {
-			got = fmt.Sprintf("%d common names", n)
-		}
-		return refuse(RuleSubject, "%s; the common name must be %q, identity.<controlPlaneNamespace>.<trustDomain> of this issuer (set spec.commonName on the Certificate)", got, want)
-	}
-	return nil
-}
-
-func countCommonNames(csr *x509.CertificateRequest) int {
-	n := 0
-	for _, attr := range csr.Subject.Names {
-		if attr.Type.Equal(oidCommonName) {
-			n++
-		}
-	}
-	return n
-}
-
-var attributeNames = map[string]string{
-	"2.5.4.6": "C", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.7": "L", "2.5.4.8": "ST",
-	"2.5.4.9": "STREET", "2.5.4.17": "POSTALCODE", "2.5.4.5": "SERIALNUMBER",
-	"1.2.840.113549.1.9.1": "emailAddress",
-}
-
-func attributeName(oid asn1.ObjectIdentifier) string {
-	if n, ok := attributeNames[oid.String()]; ok {
-		return n
-	}
-	return oid.String()
-}
-
-// oidSubjectAltName is the X.509 subjectAltName extension.
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-
-// checkSANs allows no name but the common name itself, as a DNS name. Go's CSR
-// parser drops SAN types it does not model (otherName and friends), so the
-// extension is read with cert-manager's full GeneralNames decoder.
-func (p Policy) checkSANs(r *request) error {
-	want := p.CommonName()
-	allowed := fmt.Sprintf("the only subject alternative name allowed is DNS name %q (remove spec.dnsNames, ipAddresses, uris and emailAddresses from the Certificate)", want)
-	for _, ext := range r.csr.Extensions {
-		if !ext.Id.Equal(oidSubjectAltName) {
-			continue
-		}
-		names, err := pki.UnmarshalSANs(ext.Value)
-		if err != nil {
-			return refuse(RuleSANs, "cannot decode the CSR's subject alternative names (%v)", err)
-		}
-		for _, dns := range names.DNSNames {
-			if dns != want {
-				return refuse(RuleSANs, "DNS name %q is not allowed; %s", dns, allowed)
-			}
-		}
-		if len(names.DNSNames) > 1 {
-			return refuse(RuleSANs, "DNS name %q appears %d times; %s", want, len(names.DNSNames), allowed)
-		}
-		names.DNSNames = nil
-		if !names.Empty() {
-			return refuse(RuleSANs, "%s is not allowed; %s", describeOtherSANs(names), allowed)
-		}
-	}
-	return nil
-}
-
-func describeOtherSANs(n pki.GeneralNames) string {
-	switch {
-	case len(n.IPAddresses) > 0:
-		return fmt.Sprintf("IP address %s", n.IPAddresses[0])
-	case len(n.RFC822Names) > 0:
-		return fmt.Sprintf("email address %q", n.RFC822Names[0])
-	case len(n.UniformResourceIdentifiers) > 0:
-		return fmt.Sprintf("URI %q", n.UniformResourceIdentifiers[0])
-	case len(n.OtherNames) > 0:
-		return fmt.Sprintf("otherName %s", n.OtherNames[0].TypeID)
-	default:
-		return "a directory, X.400, EDI party or registered-ID name"
-	}
 }
 
 // checkDuration allows a requested lifetime within the issuer's bounds.

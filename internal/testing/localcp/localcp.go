@@ -13,10 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -229,124 +227,10 @@ func repoRoot() (string, error) {
 	}
 }
 
-// certManagerCRDs is deploy/crds of the cert-manager module the product
-// builds against, so the CRDs always match the controllers.
-func certManagerCRDs(repo string) (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
-	cmd.Dir = repo
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("locating the cert-manager module for its CRDs (go list -m): %w", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
-}
-
 func (cp *ControlPlane) ensureNamespace(ctx context.Context, name string) error {
 	err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
 	return nil
-}
-
-func (cp *ControlPlane) writeKubeconfig(name string, user envtest.User) (string, error) {
-	path, _, err := cp.addUser(name, user)
-	return path, err
-}
-
-// addUser provisions a user with a client certificate and writes its
-// kubeconfig into Dir.
-func (cp *ControlPlane) addUser(name string, user envtest.User) (string, *rest.Config, error) {
-	u, err := cp.env.AddUser(user, nil)
-	if err != nil {
-		return "", nil, fmt.Errorf("provisioning user %s: %w", user.Name, err)
-	}
-	raw, err := u.KubeConfig()
-	if err != nil {
-		return "", nil, err
-	}
-	path := filepath.Join(cp.Dir, name+".kubeconfig")
-	return path, u.Config(), os.WriteFile(path, raw, 0o600)
-}
-
-// bindIssuerRBAC applies the ServiceAccount and RBAC the Helm chart grants
-// the issuer (derived from config/rbac/role.yaml, generated from the
-// controller's markers), for the suite's watched namespaces. The issuer runs
-// as that ServiceAccount's user name, so it has exactly those permissions.
-func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
-	objs, err := RenderChart(cp.opts.RepoRoot, cp.chartValues()...)
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		switch o.GetKind() {
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			if err := cp.createAll(ctx, o); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// chartValues are the Helm values the local issuer's flags and RBAC follow.
-func (cp *ControlPlane) chartValues() []string {
-	v := []string{
-		"watchNamespaces={" + strings.Join(cp.opts.WatchNamespaces, ",") + "}",
-		"clusterResourceNamespace=" + cp.opts.ClusterResourceNamespace,
-	}
-	if len(cp.opts.CSRRequesters) > 0 {
-		v = append(v, "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={"+strings.Join(cp.opts.CSRRequesters, ",")+"}")
-	}
-	return v
-}
-
-func (cp *ControlPlane) createAll(ctx context.Context, objs ...client.Object) error {
-	for _, o := range objs {
-		if err := cp.Client.Create(ctx, o); err != nil {
-			return fmt.Errorf("creating %T %s: %w", o, client.ObjectKeyFromObject(o), err)
-		}
-	}
-	return nil
-}
-
-func (cp *ControlPlane) startCertManager() error {
-	kubeconfig, err := cp.writeKubeconfig("cert-manager", envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}})
-	if err != nil {
-		return err
-	}
-	return cp.start("cert-manager", filepath.Join(cp.opts.RepoRoot, "bin", "cert-manager-controller"), nil,
-		"--kubeconfig="+kubeconfig, "--cluster-resource-namespace=cert-manager", "--v=2")
-}
-
-func (cp *ControlPlane) startIssuer(ctx context.Context) error {
-	kubeconfig, cfg, err := cp.addUser("issuer", envtest.User{Name: IssuerUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + IssuerNamespace}})
-	if err != nil {
-		return err
-	}
-	cp.IssuerConfig = cfg
-	metrics, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	probes, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	cp.IssuerMetricsAddr = metrics
-	args := []string{
-		"--kubeconfig=" + kubeconfig,
-		"--watch-namespaces=" + strings.Join(cp.opts.WatchNamespaces, ","),
-		"--cluster-resource-namespace=" + cp.opts.ClusterResourceNamespace,
-		"--metrics-bind-address=" + metrics,
-		"--health-probe-bind-address=" + probes,
-		"--zap-log-level=debug",
-	}
-	if len(cp.opts.CSRRequesters) > 0 {
-		args = append(args, "--enable-kubernetes-csr", "--kubernetes-csr-requesters="+strings.Join(cp.opts.CSRRequesters, ","))
-	}
-	if err := cp.start("issuer", filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), []string{"POD_NAMESPACE=" + IssuerNamespace}, args...); err != nil {
-		return err
-	}
-	return waitHTTP(ctx, "http://"+probes+"/readyz", 60*time.Second)
 }

@@ -1,0 +1,77 @@
+package localcp
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Each component runs as a user of its own; the issuer's has exactly the
+// RBAC its Helm chart renders.
+
+func (cp *ControlPlane) writeKubeconfig(name string, user envtest.User) (string, error) {
+	path, _, err := cp.addUser(name, user)
+	return path, err
+}
+
+// addUser provisions a user with a client certificate and writes its
+// kubeconfig into Dir.
+func (cp *ControlPlane) addUser(name string, user envtest.User) (string, *rest.Config, error) {
+	u, err := cp.env.AddUser(user, nil)
+	if err != nil {
+		return "", nil, fmt.Errorf("provisioning user %s: %w", user.Name, err)
+	}
+	raw, err := u.KubeConfig()
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(cp.Dir, name+".kubeconfig")
+	return path, u.Config(), os.WriteFile(path, raw, 0o600)
+}
+
+// bindIssuerRBAC applies the ServiceAccount and RBAC the Helm chart grants
+// the issuer (derived from config/rbac/role.yaml, generated from the
+// controller's markers), for the suite's watched namespaces. The issuer runs
+// as that ServiceAccount's user name, so it has exactly those permissions.
+func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
+	objs, err := RenderChart(cp.opts.RepoRoot, cp.chartValues()...)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			if err := cp.createAll(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chartValues are the Helm values the local issuer's flags and RBAC follow.
+func (cp *ControlPlane) chartValues() []string {
+	v := []string{
+		"watchNamespaces={" + strings.Join(cp.opts.WatchNamespaces, ",") + "}",
+		"clusterResourceNamespace=" + cp.opts.ClusterResourceNamespace,
+	}
+	if len(cp.opts.CSRRequesters) > 0 {
+		v = append(v, "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={"+strings.Join(cp.opts.CSRRequesters, ",")+"}")
+	}
+	return v
+}
+
+func (cp *ControlPlane) createAll(ctx context.Context, objs ...client.Object) error {
+	for _, o := range objs {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("creating %T %s: %w", o, client.ObjectKeyFromObject(o), err)
+		}
+	}
+	return nil
+}
