@@ -54,7 +54,7 @@ func TestClusterIssuerSignsOnlyForTheControlPlane(t *testing.T) {
 	if want := `this issuer signs only for namespace "linkerd"`; !strings.Contains(err.Error(), want) {
 		t.Errorf("message %q does not say %q", err, want)
 	}
-	if !strings.Contains(log.String(), `"msg"="refused" "request"="team-a/linkerd-identity-issuer-1" "requestKind"="CertificateRequest" "issuerKind"=v1alpha1.ClusterIssuerKind "issuer"="linkerd" "rule"="namespace"`) {
+	if !strings.Contains(log.String(), `"msg"="refused" "request"="team-a/linkerd-identity-issuer-1" "requestKind"="CertificateRequest" "issuerKind"="LinkerdCAClusterIssuer" "issuer"="linkerd" "rule"="namespace"`) {
 		t.Errorf("no audit line for the refusal:\n%s", log.String())
 	}
 	if _, err := s.Sign(ctx, certificateRequest(t, testpki.SeedCertificate("linkerd")), clusterIssuer()); err != nil {
@@ -115,7 +115,7 @@ func TestAuditLogsEverySignature(t *testing.T) {
 	if len(audit) != 1 {
 		t.Fatalf("%d audit lines, want 1:\n%s", len(audit), log.String())
 	}
-	want := fmt.Sprintf(`"msg"="signed" "request"="linkerd/linkerd-identity-issuer-1" "requestKind"="CertificateRequest" "issuerKind"=v1alpha1.IssuerKind "issuer"="linkerd/linkerd" "serial"="%s" "notAfter"="%s" "sha256"="%s" "anchorSHA256"="%s"`,
+	want := fmt.Sprintf(`"msg"="signed" "request"="linkerd/linkerd-identity-issuer-1" "requestKind"="CertificateRequest" "issuerKind"="LinkerdCAIssuer" "issuer"="linkerd/linkerd" "serial"="%s" "notAfter"="%s" "sha256"="%s" "anchorSHA256"="%s"`,
 		cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format(time.RFC3339), signer.Fingerprint(cert), signer.Fingerprint(a.Certificate))
 	if !strings.Contains(audit[0], want) {
 		t.Errorf("audit line\n%s\nwant\n%s", audit[0], want)
