@@ -75,8 +75,9 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 test: verify unit fuzz e2e ## Every test: generated files, unit tests, fuzz smoke, e2e on a local control plane.
 
 .PHONY: unit
-unit: ## Unit tests (policy, signing, anchor checks, controller with a fake client).
+unit: ## Unit tests (policy, signing, anchor checks, controller with a fake client; the e2e cert-manager's defaults).
 	go test -race -count=1 ./...
+	cd $(TOOLS) && go test -count=1 ./cert-manager-controller/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 5s).
@@ -92,6 +93,10 @@ e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_
 .PHONY: bench
 bench: ## The benchmarks behind docs/performance.md.
 	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6
+
+.PHONY: bench-e2e
+bench-e2e: build $(E2E_TOOLS) ## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
+	go run ./hack/bench-e2e -n $(or $(N),300)
 
 .PHONY: e2e-kind
 e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with this chart (needs Docker; not part of make test).

@@ -227,3 +227,25 @@ func TestClusterIssuer(t *testing.T) {
 	assertLinkerdIdentityChecks(t, s)
 	actAsIdentityService(t, s)
 }
+
+// TestRefusedCertificateIsNotRetriedAtOnce: the local cert-manager backs off
+// a failed request as a real one does (an hour at first), so a refused
+// Certificate yields exactly one CertificateRequest within a minute.
+func TestRefusedCertificateIsNotRetriedAtOnce(t *testing.T) {
+	t.Parallel() // a minute of waiting, beside the other parallel tests
+	create(t, anchorSecret(nsRefusals, "backoff-anchor", newAnchor(t)))
+	iss := linkerdIssuer(nsRefusals, "backoff", "backoff-anchor")
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	crt := seedCertificate(nsRefusals, "refused-once", iss.Name)
+	crt.Spec.IsCA = false
+	create(t, crt)
+	start := time.Now()
+	waitRequestFailed(t, nsRefusals, crt.Name)
+	for time.Since(start) < time.Minute {
+		if n := len(requestsFor(t, nsRefusals, crt.Name)); n != 1 {
+			t.Fatalf("%d CertificateRequests %s after the Certificate was created; want exactly 1 (cert-manager's backoff)", n, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(time.Second)
+	}
+}

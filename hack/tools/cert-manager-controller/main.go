@@ -2,8 +2,10 @@
 // Certificate lifecycle, the request approver, and the built-in CA and
 // SelfSigned issuers (Linkerd's current guide makes its trust anchor with
 // the latter) —
-// from the cert-manager module, so the local control plane has the real
-// cert-manager without a container image. It has no webhook and no ACME.
+// from the cert-manager module, with cert-manager's own defaulted controller
+// configuration (request backoff, API QPS and burst, workers) as a real
+// cert-manager has it, so the local control plane has the real cert-manager
+// without a container image. It has no webhook and no ACME.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	controllerpkg "github.com/cert-manager/cert-manager/pkg/controller"
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
@@ -35,26 +38,70 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/selfsigned"
 )
 
+// defaults are cert-manager's controller configuration defaults, from
+// internal/apis/config/controller/v1alpha1/defaults.go in the cert-manager
+// module. That package is internal, and the one public package that links
+// it (pkg/controller/configfile) also pulls in Venafi's client, which the
+// module proxy does not serve; so the values are restated here, and
+// defaults_test.go reads them from that file, so that they cannot drift
+// when cert-manager is upgraded.
+var defaults = struct {
+	kubernetesAPIQPS                         float32
+	kubernetesAPIBurst                       int
+	numberOfConcurrentWorkers                int
+	maxConcurrentChallenges                  int
+	certificateRequestMinimumBackoffDuration time.Duration
+	certificateRequestMaximumBackoffDuration time.Duration
+	enableCertificateOwnerRef                bool
+	clusterIssuerAmbientCredentials          bool
+	issuerAmbientCredentials                 bool
+}{
+	kubernetesAPIQPS:                         20,
+	kubernetesAPIBurst:                       50,
+	numberOfConcurrentWorkers:                5,
+	maxConcurrentChallenges:                  60,
+	certificateRequestMinimumBackoffDuration: 1 * time.Hour,
+	certificateRequestMaximumBackoffDuration: 32 * time.Hour,
+	enableCertificateOwnerRef:                false,
+	clusterIssuerAmbientCredentials:          true,
+	issuerAmbientCredentials:                 false,
+}
+
 func main() {
-	var opts controllerpkg.ContextOptions
-	var qps float64
-	flag.StringVar(&opts.Kubeconfig, "kubeconfig", "", "Path to the kubeconfig of the API server.")
-	flag.StringVar(&opts.ClusterResourceNamespace, "cluster-resource-namespace", "cert-manager", "Namespace of ClusterIssuer Secrets.")
-	flag.Float64Var(&qps, "kube-api-qps", 50, "API server requests per second (without API priority and fairness).")
-	flag.IntVar(&opts.KubernetesAPIBurst, "kube-api-burst", 100, "API server request burst.")
+	kubeconfig := flag.String("kubeconfig", "", "Path to the kubeconfig of the API server.")
+	clusterResourceNamespace := flag.String("cluster-resource-namespace", "cert-manager", "Namespace of ClusterIssuer Secrets (the Helm chart's default).")
 	klog.InitFlags(flag.CommandLine)
 	flag.Parse()
-	opts.KubernetesAPIQPS = float32(qps)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(logf.NewContext(ctx, klog.Background(), "cert-manager-controller"), opts); err != nil {
+	if err := run(logf.NewContext(ctx, klog.Background(), "cert-manager-controller"), contextOptions(*kubeconfig, *clusterResourceNamespace)); err != nil {
 		fmt.Fprintln(os.Stderr, "cert-manager-controller:", err)
 		os.Exit(1)
 	}
 }
 
+// contextOptions are the controllers' options as cert-manager's controller
+// command builds them from its defaulted configuration.
+func contextOptions(kubeconfig, clusterResourceNamespace string) controllerpkg.ContextOptions {
+	opts := controllerpkg.ContextOptions{
+		Kubeconfig:         kubeconfig,
+		KubernetesAPIQPS:   defaults.kubernetesAPIQPS,
+		KubernetesAPIBurst: defaults.kubernetesAPIBurst,
+	}
+	opts.ClusterResourceNamespace = clusterResourceNamespace
+	opts.ClusterIssuerAmbientCredentials = defaults.clusterIssuerAmbientCredentials
+	opts.IssuerAmbientCredentials = defaults.issuerAmbientCredentials
+	opts.EnableOwnerRef = defaults.enableCertificateOwnerRef
+	opts.CertificateRequestMinimumBackoffDuration = defaults.certificateRequestMinimumBackoffDuration
+	opts.CertificateRequestMaximumBackoffDuration = defaults.certificateRequestMaximumBackoffDuration
+	opts.MaxConcurrentChallenges = defaults.maxConcurrentChallenges
+	return opts
+}
+
 func run(ctx context.Context, opts controllerpkg.ContextOptions) error {
+	klog.InfoS("cert-manager's default configuration", "kubeAPIQPS", opts.KubernetesAPIQPS, "kubeAPIBurst", opts.KubernetesAPIBurst,
+		"workers", defaults.numberOfConcurrentWorkers, "requestBackoff", opts.CertificateRequestMinimumBackoffDuration)
 	factory, err := controllerpkg.NewContextFactory(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("building the controller context: %w", err)
@@ -68,7 +115,7 @@ func run(ctx context.Context, opts controllerpkg.ContextOptions) error {
 		}
 		wg.Go(func() {
 			klog.InfoS("starting controller", "controller", name)
-			if err := c.Run(5, ctx); err != nil {
+			if err := c.Run(defaults.numberOfConcurrentWorkers, ctx); err != nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
 		})

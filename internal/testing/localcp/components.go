@@ -58,6 +58,7 @@ func (cp *ControlPlane) startIssuer(ctx context.Context) error {
 	if len(cp.opts.CSRRequesters) > 0 {
 		args = append(args, "--enable-kubernetes-csr", "--kubernetes-csr-requesters="+strings.Join(cp.opts.CSRRequesters, ","))
 	}
+	args = append(args, cp.opts.IssuerArgs...)
 	if err := cp.start("issuer", filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), []string{"POD_NAMESPACE=" + IssuerNamespace}, args...); err != nil {
 		return err
 	}

@@ -51,6 +51,9 @@ type Options struct {
 	ClusterResourceNamespace string
 	// CSRRequesters, when set, turn on Kubernetes CSR signing for them.
 	CSRRequesters []string
+	// IssuerArgs are added to the issuer's flags, after the suite's own
+	// (a repeated flag's last value wins).
+	IssuerArgs []string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -59,6 +61,28 @@ func (p *process) stop() error {
 		<-p.done //nolint:errcheck // nor does a killed one's
 		return fmt.Errorf("%s did not stop within 10s of SIGTERM and was killed", p.name)
 	}
+}
+
+// RSS is the resident set size of a running subprocess ("issuer",
+// "cert-manager", "trust-manager"), in bytes, from /proc.
+func (cp *ControlPlane) RSS(name string) (int64, error) {
+	for _, p := range cp.procs {
+		if p.name != name {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			return 0, fmt.Errorf("reading %s's status: %w", name, err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				return kb << 10, err
+			}
+		}
+		return 0, fmt.Errorf("no VmRSS in %s's status", name)
+	}
+	return 0, fmt.Errorf("no subprocess %q", name)
 }
 
 func exitError(name string, err error) error {
