@@ -45,7 +45,7 @@ func run() error {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), opts.ManagerOptions(scheme))
+	mgr, err := ctrl.NewManager(opts.RESTConfig(ctrl.GetConfigOrDie()), opts.ManagerOptions(scheme))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -31,6 +33,14 @@ type Options struct {
 	// CertificateSigningRequests, for KubernetesCSRRequesters only.
 	EnableKubernetesCSR     bool
 	KubernetesCSRRequesters []string
+	// MaxConcurrentReconciles is how many requests (and issuers) are worked
+	// on at once.
+	MaxConcurrentReconciles int
+	// KubeAPIQPS and KubeAPIBurst bound the client's request rate.
+	KubeAPIQPS   float64
+	KubeAPIBurst int
+	// PprofAddr serves net/http/pprof when set.
+	PprofAddr string
 
 	watchNamespaces string
 	csrRequesters   string
@@ -47,6 +57,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxRetryDuration, "max-retry-duration", DefaultMaxRetryDuration, "How long a request is retried after errors that are not policy refusals before it is failed.")
 	fs.DurationVar(&o.AnchorExpiryWarning, "anchor-expiry-warning", DefaultAnchorExpiryWarning, "Warn (event, status.trustAnchor.expiringSoon) when a trust anchor expires within this long.")
 	fs.DurationVar(&o.RecheckInterval, "recheck-interval", time.Hour, "How often every issuer is re-checked even if nothing changed (anchors expire on their own).")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", DefaultMaxConcurrentReconciles, "Requests (and issuers) worked on at once.")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", DefaultKubeAPIQPS, "Requests per second the client may make to the API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", DefaultKubeAPIBurst, "Requests the client may make to the API server in a burst.")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address net/http/pprof binds to; empty disables it.")
 	fs.BoolVar(&o.EnableKubernetesCSR, "enable-kubernetes-csr", false, "Sign Kubernetes CertificateSigningRequests (signerName linkerdcaissuers.linkerdca.io/… or linkerdcaclusterissuers.linkerdca.io/…) from --kubernetes-csr-requesters. Off by default: such a request has no namespace to hold it to Linkerd's control plane.")
 	fs.StringVar(&o.csrRequesters, "kubernetes-csr-requesters", "", "Comma-separated user names (spec.username of the CSR, e.g. system:serviceaccount:linkerd:bootstrap) whose Kubernetes CSRs may be signed; required with --enable-kubernetes-csr.")
 }
@@ -66,6 +80,12 @@ func (o *Options) Complete() error {
 	}
 	if o.MaxRetryDuration <= 0 {
 		return fmt.Errorf("--max-retry-duration must be positive, got %s", o.MaxRetryDuration)
+	}
+	if o.MaxConcurrentReconciles < 1 {
+		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.MaxConcurrentReconciles)
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %g and %d", o.KubeAPIQPS, o.KubeAPIBurst)
 	}
 	if o.RecheckInterval < time.Minute {
 		return fmt.Errorf("--recheck-interval must be at least 1m, got %s", o.RecheckInterval)
@@ -93,12 +113,28 @@ func splitList(s string) []string {
 	return out
 }
 
+// The throughput defaults, measured with make bench-e2e (docs/performance.md).
+const (
+	DefaultMaxConcurrentReconciles = 8
+	DefaultKubeAPIQPS              = 100
+	DefaultKubeAPIBurst            = 200
+)
+
+// RESTConfig is cfg with the client's rate limits.
+func (o *Options) RESTConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
+	return cfg
+}
+
 // ManagerOptions are the controller-runtime manager settings the options
 // imply, with the Secret cache scoped to the watched namespaces.
 func (o *Options) ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
 	return ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   CacheOptions(o.WatchNamespaces),
+		Controller:              config.Controller{MaxConcurrentReconciles: o.MaxConcurrentReconciles},
+		PprofBindAddress:        o.PprofAddr,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,

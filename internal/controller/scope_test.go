@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
@@ -248,5 +250,68 @@ func TestForgetDeletesAnIssuersSeries(t *testing.T) {
 	}
 	if v := metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", v1alpha1.IssuerKind, "linkerd/doomed"); v != 0 {
 		t.Errorf("expiry series still %v after Forget", v)
+	}
+}
+
+// countingReader counts the whole Secrets read through it.
+type countingReader struct {
+	client.Reader
+	gets atomic.Int32
+}
+
+func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.gets.Add(1)
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestAnchorParsedOncePerRevision: requests reuse the anchor proven from a
+// Secret's revision; a new revision is fetched and proven again, and a
+// broken one is never served from the cache.
+func TestAnchorParsedOncePerRevision(t *testing.T) {
+	a, b := newAnchor(t, now.Add(365*24*time.Hour)), newAnchor(t, now.Add(365*24*time.Hour))
+	s, _ := newSigner(t, anchorSecret("linkerd", a))
+	secrets := &countingReader{Reader: s.Client}
+	s.Secrets = secrets
+	ctx := context.Background()
+	sign := func() *x509.Certificate {
+		t.Helper()
+		bundle, err := s.Sign(ctx, certificateRequest(t, testpki.SeedCertificate("linkerd")), issuer("linkerd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decodeOne(t, bundle.ChainPEM)
+	}
+	for range 5 {
+		if err := sign().CheckSignatureFrom(a.Certificate); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := secrets.gets.Load(); n != 1 {
+		t.Fatalf("the Secret was fetched %d times for 5 requests, want once", n)
+	}
+
+	var sec corev1.Secret
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: "linkerd", Name: "linkerd-trust-anchor"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data = anchorSecret("linkerd", b).Data
+	if err := s.Client.Update(ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	if err := sign().CheckSignatureFrom(b.Certificate); err != nil {
+		t.Fatalf("after the Secret changed, still signing with the old anchor: %v", err)
+	}
+	if n := secrets.gets.Load(); n != 2 {
+		t.Fatalf("%d fetches after one change, want 2", n)
+	}
+
+	sec.Data = map[string][]byte{corev1.TLSCertKey: b.CertPEM}
+	if err := s.Client.Update(ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.Sign(ctx, certificateRequest(t, testpki.SeedCertificate("linkerd")), issuer("linkerd")); !errors.As(err, &issuersigner.IssuerError{}) {
+			t.Fatalf("a broken Secret: got %v, want an IssuerError", err)
+		}
 	}
 }

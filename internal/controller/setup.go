@@ -2,15 +2,20 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	"github.com/cert-manager/issuer-lib/controllers"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
@@ -42,7 +47,11 @@ const DefaultMaxRetryDuration = 5 * time.Minute
 
 // CacheOptions scopes the manager's Secret and ConfigMap informers to the
 // watched namespaces, so the controller never lists or holds every Secret
-// in the cluster. Other kinds are cached cluster-wide.
+// in the cluster. Of Secrets it caches metadata only (readAnchor fetches an
+// anchor Secret when it changes), and a read with no informer behind it
+// fails instead of quietly starting one, so no full Secret informer can
+// appear. Other kinds are cached cluster-wide, without managed fields, and
+// other issuers' CertificateRequests without their payloads.
 func CacheOptions(watchNamespaces []string) cache.Options {
 	namespaces := func() map[string]cache.Config {
 		m := make(map[string]cache.Config, len(watchNamespaces))
@@ -51,17 +60,52 @@ func CacheOptions(watchNamespaces []string) cache.Options {
 		}
 		return m
 	}
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}:    {Namespaces: namespaces()},
-		&corev1.ConfigMap{}: {Namespaces: namespaces()},
-	}}
+	return cache.Options{
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:            {Namespaces: namespaces()},
+			&corev1.ConfigMap{}:         {Namespaces: namespaces()},
+			&cmapi.CertificateRequest{}: {Transform: stripForeignRequests},
+		},
+	}
 }
+
+// stripForeignRequests keeps of another issuer's CertificateRequest only
+// what decides that it is another issuer's: its metadata, issuerRef and
+// conditions, not its CSR, certificate or CA.
+func stripForeignRequests(in any) (any, error) {
+	cr, ok := in.(*cmapi.CertificateRequest)
+	if !ok {
+		return in, nil
+	}
+	cr.ManagedFields = nil
+	if cr.Spec.IssuerRef.Group != v1alpha1.GroupVersion.Group {
+		cr.Spec.Request = nil
+		cr.Status.Certificate, cr.Status.CA = nil, nil
+	}
+	return cr, nil
+}
+
+// ours keeps the request controllers' queue for requests to this issuer:
+// other issuers' requests never reach it.
+var ours = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	switch r := o.(type) {
+	case *cmapi.CertificateRequest:
+		return r.Spec.IssuerRef.Group == v1alpha1.GroupVersion.Group
+	case *certificatesv1.CertificateSigningRequest:
+		return strings.HasPrefix(r.Spec.SignerName, (&v1alpha1.LinkerdCAIssuer{}).GetIssuerTypeIdentifier()+"/") ||
+			strings.HasPrefix(r.Spec.SignerName, (&v1alpha1.LinkerdCAClusterIssuer{}).GetIssuerTypeIdentifier()+"/")
+	}
+	return true
+})
 
 // Setup registers the issuer, CertificateRequest and
 // CertificateSigningRequest controllers with the manager.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 	s := &Signer{
 		Client:                   mgr.GetClient(),
+		Secrets:                  mgr.GetAPIReader(),
 		ClusterResourceNamespace: cfg.ClusterResourceNamespace,
 		WatchNamespaces:          cfg.WatchNamespaces,
 		CSRRequesters:            cfg.KubernetesCSRRequesters,
@@ -79,9 +123,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		ClusterIssuerTypes: []issuerapi.Issuer{clusterIssuer},
 		FieldOwner:         FieldOwner,
 		MaxRetryDuration:   cfg.MaxRetryDuration,
-		Check:              s.Check,
-		Sign:               s.Sign,
-		EventRecorder:      s.EventRecorder,
+		// The request controllers take the manager's MaxConcurrentReconciles;
+		// the issuer controllers take these.
+		ControllerOptions: controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles},
+		Check:             s.Check,
+		Sign:              s.Sign,
+		EventRecorder:     s.EventRecorder,
 		// linkerd check and linkerd upgrade read ca.crt as the trust roots:
 		// cert-manager only writes it when the request carries the CA.
 		//nolint:staticcheck // deprecated in favour of trust-manager alone, which Linkerd's tools do not read

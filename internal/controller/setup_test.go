@@ -2,12 +2,16 @@ package controller
 
 import (
 	"context"
+	"flag"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,25 +86,74 @@ func TestCacheOptionsScopeSecretsToWatchedNamespaces(t *testing.T) {
 	if opts.DefaultNamespaces != nil {
 		t.Errorf("default namespaces set: %v", opts.DefaultNamespaces)
 	}
-	var secretNamespaces []string
-	if len(opts.ByObject) != 2 {
-		t.Errorf("cache scopes for %d kinds, want Secrets and ConfigMaps", len(opts.ByObject))
+	if !opts.ReaderFailOnMissingInformer {
+		t.Error("a read without an informer would start one: a full Secret informer could appear")
 	}
+	scoped := 0
 	for obj, by := range opts.ByObject {
+		var namespaces []string
+		for ns := range by.Namespaces {
+			namespaces = append(namespaces, ns)
+		}
+		slices.Sort(namespaces)
 		switch obj.(type) {
 		case *corev1.Secret, *corev1.ConfigMap:
+			scoped++
+			if !slices.Equal(namespaces, []string{"linkerd", "linkerd-ca-issuer"}) {
+				t.Errorf("%T informers in %v, want only the watched namespaces", obj, namespaces)
+			}
+		case *cmapi.CertificateRequest:
+			if by.Transform == nil {
+				t.Error("CertificateRequests are cached whole")
+			}
 		default:
 			t.Errorf("unexpected cache scope for %T", obj)
-			continue
 		}
-		secretNamespaces = secretNamespaces[:0]
-		for ns := range by.Namespaces {
-			secretNamespaces = append(secretNamespaces, ns)
+	}
+	if scoped != 2 {
+		t.Errorf("%d of Secrets and ConfigMaps scoped, want both", scoped)
+	}
+}
+
+// TestForeignRequestsCostNextToNothing: another issuer's request never
+// reaches the queue, and the cache keeps no payload of it.
+func TestForeignRequestsCostNextToNothing(t *testing.T) {
+	request := func(group string) *cmapi.CertificateRequest {
+		return &cmapi.CertificateRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: "r", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "x"}}},
+			Spec:       cmapi.CertificateRequestSpec{Request: []byte("csr"), IssuerRef: cmmeta.IssuerReference{Group: group}},
+			Status:     cmapi.CertificateRequestStatus{Certificate: []byte("crt"), CA: []byte("ca")},
 		}
-		slices.Sort(secretNamespaces)
-		if !slices.Equal(secretNamespaces, []string{"linkerd", "linkerd-ca-issuer"}) {
-			t.Errorf("%T informers in %v, want only the watched namespaces", obj, secretNamespaces)
+	}
+	if !ours.Generic(event.GenericEvent{Object: request(v1alpha1.GroupVersion.Group)}) {
+		t.Error("a request for this issuer is filtered out")
+	}
+	if ours.Create(event.CreateEvent{Object: request("cert-manager.io")}) {
+		t.Error("another issuer's request reaches the queue")
+	}
+	for _, signerName := range map[bool]string{true: "linkerdcaclusterissuers.linkerdca.io/linkerd", false: "kubernetes.io/kube-apiserver-client"} {
+		csr := &certificatesv1.CertificateSigningRequest{Spec: certificatesv1.CertificateSigningRequestSpec{SignerName: signerName}}
+		if got, want := ours.Create(event.CreateEvent{Object: csr}), strings.HasPrefix(signerName, "linkerdca"); got != want {
+			t.Errorf("CSR for %s: passes %v, want %v", signerName, got, want)
 		}
+	}
+	if !ours.Create(event.CreateEvent{Object: clusterIssuer()}) {
+		t.Error("issuer events are filtered out")
+	}
+
+	stripped, err := stripForeignRequests(request("cert-manager.io"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr := stripped.(*cmapi.CertificateRequest); cr.Spec.Request != nil || cr.Status.Certificate != nil || cr.Status.CA != nil || cr.ManagedFields != nil {
+		t.Errorf("foreign request kept %+v", cr)
+	}
+	kept, err := stripForeignRequests(request(v1alpha1.GroupVersion.Group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr := kept.(*cmapi.CertificateRequest); string(cr.Spec.Request) != "csr" || string(cr.Status.Certificate) != "crt" || cr.ManagedFields != nil {
+		t.Errorf("own request not kept whole (without managed fields): %+v", cr)
 	}
 }
 
@@ -145,9 +198,22 @@ func TestGeneratedRBACGrantsSecretsOnlyPerNamespace(t *testing.T) {
 	}
 }
 
+// flagDefaults are the options as the flags default them.
+func flagDefaults(t *testing.T) Options {
+	t.Helper()
+	var o Options
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.BindFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 func TestOptionsComplete(t *testing.T) {
 	t.Setenv("POD_NAMESPACE", "linkerd-ca-issuer")
-	o := Options{watchNamespaces: "linkerd, mesh ,linkerd,", LeaderElect: true, MaxRetryDuration: DefaultMaxRetryDuration, RecheckInterval: time.Hour}
+	o := flagDefaults(t)
+	o.watchNamespaces = "linkerd, mesh ,linkerd,"
 	if err := o.Complete(); err != nil {
 		t.Fatal(err)
 	}
@@ -157,21 +223,41 @@ func TestOptionsComplete(t *testing.T) {
 	if want := []string{"linkerd", "mesh", "linkerd-ca-issuer"}; !slices.Equal(o.WatchNamespaces, want) {
 		t.Errorf("watch namespaces %v, want %v", o.WatchNamespaces, want)
 	}
+	if o.EnableKubernetesCSR || o.MaxConcurrentReconciles != DefaultMaxConcurrentReconciles || o.KubeAPIQPS != DefaultKubeAPIQPS {
+		t.Errorf("defaults: %+v", o)
+	}
 
 	t.Setenv("POD_NAMESPACE", "")
-	o = Options{watchNamespaces: "linkerd", LeaderElect: true, MaxRetryDuration: DefaultMaxRetryDuration, RecheckInterval: time.Hour}
+	o = flagDefaults(t)
 	if _, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil {
 		if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "set POD_NAMESPACE") {
 			t.Errorf("no namespace anywhere: got %v", err)
 		}
 	}
-	o = Options{ClusterResourceNamespace: "x", LeaderElectionNamespace: "x", MaxRetryDuration: 0, RecheckInterval: time.Hour}
-	if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "--max-retry-duration must be positive") {
-		t.Errorf("zero retry duration: got %v", err)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Options)
+		want   string
+	}{
+		{"zero retry duration", func(o *Options) { o.MaxRetryDuration = 0 }, "--max-retry-duration must be positive"},
+		{"1s recheck interval", func(o *Options) { o.RecheckInterval = time.Second }, "--recheck-interval must be at least 1m"},
+		{"no reconcilers", func(o *Options) { o.MaxConcurrentReconciles = 0 }, "--max-concurrent-reconciles must be at least 1"},
+		{"no QPS", func(o *Options) { o.KubeAPIQPS = 0 }, "--kube-api-qps and --kube-api-burst must be positive"},
+		{"CSRs for nobody", func(o *Options) { o.EnableKubernetesCSR = true }, "--enable-kubernetes-csr needs --kubernetes-csr-requesters"},
+		{"requesters without CSRs", func(o *Options) { o.csrRequesters = "bootstrap" }, "--kubernetes-csr-requesters is set but Kubernetes CSRs are off"},
+	} {
+		o := flagDefaults(t)
+		o.ClusterResourceNamespace, o.LeaderElectionNamespace = "x", "x"
+		tc.mutate(&o)
+		if err := o.Complete(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
 	}
-	o = Options{ClusterResourceNamespace: "x", LeaderElectionNamespace: "x", MaxRetryDuration: time.Minute, RecheckInterval: time.Second}
-	if err := o.Complete(); err == nil || !strings.Contains(err.Error(), "--recheck-interval must be at least 1m") {
-		t.Errorf("1s recheck interval: got %v", err)
+	o = flagDefaults(t)
+	o.ClusterResourceNamespace, o.LeaderElectionNamespace = "x", "x"
+	o.EnableKubernetesCSR, o.csrRequesters = true, "bootstrap, ,admin"
+	if err := o.Complete(); err != nil || !slices.Equal(o.KubernetesCSRRequesters, []string{"bootstrap", "admin"}) {
+		t.Errorf("CSR requesters: %v %v", err, o.KubernetesCSRRequesters)
 	}
 }
 

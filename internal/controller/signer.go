@@ -29,9 +29,12 @@ const DefaultAnchorExpiryWarning = 60 * 24 * time.Hour
 
 // Signer implements issuer-lib's Check and Sign for both issuer kinds.
 type Signer struct {
-	// Client reads anchor Secrets and trust roots ConfigMaps from a cache
-	// scoped to WatchNamespaces, and patches issuers' status.trustAnchor.
+	// Client reads Secrets' metadata and trust roots ConfigMaps from a cache
+	// scoped to WatchNamespaces, and applies issuers' status.trustAnchor.
 	Client client.Client
+	// Secrets reads a whole anchor Secret, once per revision, from the API
+	// server: no Secret's data is cached.
+	Secrets client.Reader
 	// ClusterResourceNamespace is where LinkerdCAClusterIssuers' anchors live.
 	ClusterResourceNamespace string
 	// WatchNamespaces are the namespaces whose Secrets and ConfigMaps may be
@@ -46,6 +49,8 @@ type Signer struct {
 	// EventRecorder reports capped lifetimes and anchor warnings.
 	EventRecorder events.EventRecorder
 	Clock         clock.PassiveClock
+
+	parsed parsed
 }
 
 // Check is issuer-lib's readiness check: the issuer is Ready when its trust

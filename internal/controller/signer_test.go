@@ -74,9 +74,11 @@ func clusterIssuer() *v1alpha1.LinkerdCAClusterIssuer {
 func newSigner(t *testing.T, objs ...client.Object) (*Signer, *events.FakeRecorder) {
 	t.Helper()
 	rec := events.NewFakeRecorder(10)
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).
+		WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}).Build()
 	return &Signer{
-		Client: fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).
-			WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}).Build(),
+		Client:                   c,
+		Secrets:                  c,
 		AnchorExpiryWarning:      DefaultAnchorExpiryWarning,
 		ClusterResourceNamespace: "linkerd-ca-issuer",
 		WatchNamespaces:          []string{"linkerd", "linkerd-ca-issuer"},

@@ -55,30 +55,47 @@ func (s *Signer) checkWatched(what string, ref types.NamespacedName) error {
 
 // readAnchor reads an issuer's trust anchor Secret and proves the anchor
 // usable for the issuer's policy: parsed and checked rule by rule, then a
-// trial chain under it verified.
+// trial chain under it verified. The controller caches only Secrets'
+// metadata; the Secret itself is fetched, and proven, once per revision.
 func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p signer.Policy) (*signer.Anchor, error) {
 	ref := s.AnchorSecret(iss)
 	if err := s.checkWatched("trust anchor Secret", ref); err != nil {
 		return nil, err
 	}
-	var secret corev1.Secret
-	if err := s.Client.Get(ctx, ref, &secret); err != nil {
+	notFound := fmt.Errorf("trust anchor Secret %s not found; create it with type kubernetes.io/tls and the root CA in tls.crt and tls.key", ref)
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := s.Client.Get(ctx, ref, m); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("trust anchor Secret %s not found; create it with type kubernetes.io/tls and the root CA in tls.crt and tls.key", ref)
+			return nil, notFound
+		}
+		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
+	}
+	now := s.Clock.Now()
+	if a := s.parsed.anchor(ref, p, version{m.UID, m.ResourceVersion}); a != nil {
+		if err := signer.CheckAnchorValidity(a.Certificate, now); err != nil {
+			return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
+		}
+		return a, nil
+	}
+	var secret corev1.Secret
+	if err := s.Secrets.Get(ctx, ref, &secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, notFound
 		}
 		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 	}
 	if secret.Type != corev1.SecretTypeTLS {
 		return nil, fmt.Errorf("trust anchor Secret %s has type %q; it must be of type %s (tls.crt and tls.key)", ref, secret.Type, corev1.SecretTypeTLS)
 	}
-	now := s.Clock.Now()
 	anchor, err := signer.ParseAnchor(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], now)
+	if err == nil {
+		err = signer.CheckTrialChain(p, anchor, now)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 	}
-	if err := signer.CheckTrialChain(p, anchor, now); err != nil {
-		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
-	}
+	s.parsed.putAnchor(ref, p, version{secret.UID, secret.ResourceVersion}, anchor)
 	return anchor, nil
 }
 
@@ -139,7 +156,7 @@ func (s *Signer) readTrust(ctx context.Context, iss v1alpha1.GenericIssuer, anch
 	if !ok {
 		return untrusted("ConfigMap %s has no key %q, so Linkerd trusts no root; fix the ConfigMap or spec.trustRoots.key", ref, key)
 	}
-	roots, err := signer.ParseTrustBundle([]byte(bundle))
+	roots, err := s.parsed.bundle(ref, key, version{cm.UID, cm.ResourceVersion}, bundle)
 	if err != nil {
 		return untrusted("ConfigMap %s key %s, Linkerd's trust roots, does not parse as Linkerd requires: %v; it must hold only PEM CERTIFICATE blocks", ref, key, err)
 	}

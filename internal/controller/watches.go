@@ -71,7 +71,8 @@ type watches struct {
 
 func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl.Manager, b *builder.Builder) error {
 	if gvk.Group != v1alpha1.GroupVersion.Group {
-		return nil // the request controllers need none of this
+		b.WithEventFilter(ours) // a request controller
+		return nil
 	}
 	obj, err := mgr.GetScheme().New(gvk)
 	if err != nil {
@@ -82,7 +83,7 @@ func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl
 		return fmt.Errorf("issuer kind %s is no GenericIssuer", gvk.Kind)
 	}
 	c := mgr.GetClient()
-	b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+	b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return referencing(ctx, c, kind, anchorSecretField, client.ObjectKeyFromObject(o).String())
 	}))
 	b.Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {

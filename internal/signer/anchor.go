@@ -97,14 +97,24 @@ func checkAnchorCertificate(cert *x509.Certificate, now time.Time) error {
 		(!slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth)) {
 		return badAnchor("the certificate in tls.crt restricts extended key usages without both server auth and client auth; Linkerd proxies would reject every certificate under it")
 	}
+	if err := CheckAnchorValidity(cert, now); err != nil {
+		return err
+	}
+	if err := CheckAnchorAlgorithm(cert); err != nil {
+		return badAnchor("the certificate in tls.crt %v", err)
+	}
+	return nil
+}
+
+// CheckAnchorValidity is the anchor's validity period at now, the one check
+// of ParseAnchor that changes with time: a parsed anchor kept for later must
+// pass it again.
+func CheckAnchorValidity(cert *x509.Certificate, now time.Time) error {
 	if now.Before(cert.NotBefore) {
 		return badAnchor("the certificate in tls.crt is not valid until %s; wait, or fix the clock that made it", cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	if now.After(cert.NotAfter) {
 		return badAnchor("the certificate in tls.crt expired at %s; create a new trust anchor and rotate Linkerd's trust roots", cert.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if err := CheckAnchorAlgorithm(cert); err != nil {
-		return badAnchor("the certificate in tls.crt %v", err)
 	}
 	return nil
 }
