@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"flag"
@@ -24,9 +25,12 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -125,6 +129,43 @@ func run(ctx context.Context, n, rounds int, memory bool, issuerArgs []string) (
 		}
 	}
 
+	// What each issuer costs the API server, per request: the API server is
+	// what saturates first on a small control plane.
+	for _, iss := range issuers {
+		before, err := apiWrites(ctx, cp)
+		if err != nil {
+			return err
+		}
+		cpuBefore, err := cpuTimes(cp)
+		if err != nil {
+			return err
+		}
+		if _, err := round(ctx, c, "calls-"+slug(iss.name), iss.ref, csr, 100); err != nil {
+			return err
+		}
+		after, err := apiWrites(ctx, cp)
+		if err != nil {
+			return err
+		}
+		cpuAfter, err := cpuTimes(cp)
+		if err != nil {
+			return err
+		}
+		var cpu []string
+		for _, p := range cpuProcesses {
+			cpu = append(cpu, fmt.Sprintf("%s %s", p, ((cpuAfter[p]-cpuBefore[p])/100).Round(10*time.Microsecond)))
+		}
+		fmt.Printf("CPU per request, %s: %s\n", iss.name, strings.Join(cpu, ", "))
+		var parts []string
+		for k, v := range after {
+			if d := (v - before[k]) / 100; d >= 0.05 {
+				parts = append(parts, fmt.Sprintf("%s %.2f", k, d))
+			}
+		}
+		slices.Sort(parts)
+		fmt.Printf("API writes per request, %s: %s\n", iss.name, strings.Join(parts, ", "))
+	}
+
 	results := map[string][]result{}
 	for r := range rounds {
 		order := issuers
@@ -156,16 +197,16 @@ func run(ctx context.Context, n, rounds int, memory bool, issuerArgs []string) (
 	}
 
 	fmt.Printf("\n%d requests a round; %d rounds each, alternating; same anchor and approver\n\n", n, rounds)
-	fmt.Println("| scenario | issuer | throughput (req/s) | p50 | p99 |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| scenario | issuer | throughput (req/s) | created at (req/s) | p50 | p99 |")
+	fmt.Println("|---|---|---|---|---|---|")
 	for _, iss := range issuers {
 		for i, res := range results[iss.name] {
-			fmt.Printf("| round %d | %s | %.1f | %s | %s |\n", i+1, iss.name, res.throughput, res.p50, res.p99)
+			fmt.Printf("| round %d | %s | %.1f | %.1f | %s | %s |\n", i+1, iss.name, res.throughput, res.arrival, res.p50, res.p99)
 		}
 	}
 	for _, iss := range issuers {
 		res := churn[iss.name]
-		fmt.Printf("| foreign churn | %s | %.1f | %s | %s |\n", iss.name, res.throughput, res.p50, res.p99)
+		fmt.Printf("| foreign churn | %s | %.1f | %.1f | %s | %s |\n", iss.name, res.throughput, res.arrival, res.p50, res.p99)
 	}
 	cm, li := median(results[issuers[0].name]), median(results[issuers[1].name])
 	fmt.Printf("\nmedian round: linkerd-ca-issuer %.1f req/s, p99 %s; cert-manager CA %.1f req/s, p99 %s; throughput ratio %.2f×\n",
@@ -185,10 +226,13 @@ func slug(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", 
 type result struct {
 	throughput float64
 	p50, p99   time.Duration
+	// arrival is how fast the requests could be created meanwhile: on a
+	// saturated control plane it bounds throughput.
+	arrival float64
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.1f req/s, p50 %s, p99 %s", r.throughput, r.p50, r.p99)
+	return fmt.Sprintf("%.1f req/s (created at %.1f req/s), p50 %s, p99 %s", r.throughput, r.arrival, r.p50, r.p99)
 }
 
 func median(rs []result) result {
@@ -286,8 +330,15 @@ func round(ctx context.Context, c client.WithWatch, id string, ref cmmeta.Issuer
 		}
 	}
 	wg.Wait()
+	var lastCreated time.Time
+	for _, at := range created {
+		if at.After(lastCreated) {
+			lastCreated = at
+		}
+	}
 	slices.Sort(latencies)
 	res := result{
+		arrival:    float64(n) / lastCreated.Sub(start).Seconds(),
 		throughput: float64(n) / last.Sub(start).Seconds(),
 		p50:        latencies[len(latencies)/2].Round(time.Millisecond),
 		p99:        latencies[len(latencies)*99/100].Round(time.Millisecond),
@@ -370,6 +421,56 @@ func measureMemory(ctx context.Context, cp *localcp.ControlPlane, csr []byte) er
 		fmt.Printf("| %s | %d MiB | %d MiB | %+d MiB |\n", p, before[p]>>20, after>>20, (after-before[p])>>20)
 	}
 	return nil
+}
+
+var cpuProcesses = []string{"kube-apiserver", "etcd", "cert-manager", "issuer"}
+
+func cpuTimes(cp *localcp.ControlPlane) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, p := range cpuProcesses {
+		t, err := cp.CPUTime(p)
+		if err != nil {
+			return nil, err
+		}
+		out[p] = t
+	}
+	return out, nil
+}
+
+// apiWrites is the API server's count of writes so far, by verb and
+// resource (its apiserver_request_total).
+func apiWrites(ctx context.Context, cp *localcp.ControlPlane) (map[string]float64, error) {
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		switch l["verb"] {
+		case "POST", "PUT", "PATCH", "APPLY", "DELETE":
+		default:
+			continue
+		}
+		key := l["verb"] + " " + l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		out[key] += m.GetCounter().GetValue()
+	}
+	return out, nil
 }
 
 func createConcurrently(ctx context.Context, n int, obj func(int) client.Object, c client.Client) error {

@@ -115,9 +115,9 @@ func splitList(s string) []string {
 
 // The throughput defaults, measured with make bench-e2e (docs/performance.md).
 const (
-	DefaultMaxConcurrentReconciles = 8
-	DefaultKubeAPIQPS              = 100
-	DefaultKubeAPIBurst            = 200
+	DefaultMaxConcurrentReconciles = 16
+	DefaultKubeAPIQPS              = 200
+	DefaultKubeAPIBurst            = 400
 )
 
 // RESTConfig is cfg with the client's rate limits.

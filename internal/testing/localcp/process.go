@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,6 +84,56 @@ func (cp *ControlPlane) RSS(name string) (int64, error) {
 		return 0, fmt.Errorf("no VmRSS in %s's status", name)
 	}
 	return 0, fmt.Errorf("no subprocess %q", name)
+}
+
+// CPUTime is the CPU time a running process of the control plane has used
+// so far, from /proc: a subprocess by name ("issuer", "cert-manager",
+// "trust-manager"), or "kube-apiserver" or "etcd", which envtest runs from
+// bin/ (found by their executable; one control plane at a time).
+func (cp *ControlPlane) CPUTime(name string) (time.Duration, error) {
+	for _, p := range cp.procs {
+		if p.name == name {
+			return cpuTime(p.cmd.Process.Pid)
+		}
+	}
+	exe := filepath.Join(cp.opts.RepoRoot, "bin", name)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && target == exe {
+			return cpuTime(pid)
+		}
+	}
+	return 0, fmt.Errorf("no process %q", name)
+}
+
+// cpuTime reads utime and stime (fields 14 and 15) of /proc/<pid>/stat, in
+// clock ticks of 1/100 s.
+func cpuTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 func exitError(name string, err error) error {
