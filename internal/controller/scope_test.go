@@ -22,6 +22,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -313,5 +314,33 @@ func TestAnchorParsedOncePerRevision(t *testing.T) {
 		if _, err := s.Sign(ctx, certificateRequest(t, testpki.SeedCertificate("linkerd")), issuer("linkerd")); !errors.As(err, &issuersigner.IssuerError{}) {
 			t.Fatalf("a broken Secret: got %v, want an IssuerError", err)
 		}
+	}
+}
+
+// TestSignAgainIsTheSameCertificate: issuer-lib signs a request again when
+// recording the result failed; the request then gets the same certificate,
+// not a second one.
+func TestSignAgainIsTheSameCertificate(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	s, _ := newSigner(t, anchorSecret("linkerd", a))
+	cr := certificateRequest(t, testpki.SeedCertificate("linkerd"))
+	first, err := s.Sign(context.Background(), cr, issuer("linkerd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Clock = clocktesting.NewFakePassiveClock(now.Add(time.Minute)) // the retry comes later
+	again, err := s.Sign(context.Background(), cr, issuer("linkerd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.ChainPEM, again.ChainPEM) {
+		t.Error("a request signed again got a second certificate")
+	}
+	other, err := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), issuer("linkerd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first.ChainPEM, other.ChainPEM) {
+		t.Error("two requests got the same certificate")
 	}
 }

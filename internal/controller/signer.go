@@ -102,8 +102,15 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		s.auditRefused(ctx, cr, iss, &signer.Refusal{Rule: "request", Reason: err.Error()})
 		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: fmt.Errorf("reading the request: %w", err)}
 	}
+	// A certificate's validity starts with its request, not with the
+	// attempt that signs it: signing the same request again, after a status
+	// write that failed, then yields the same certificate (signer.Sign).
 	start := s.Clock.Now()
-	issued, err := signer.Sign(p, anchor, req, start)
+	at := cr.GetCreationTimestamp().Time
+	if at.IsZero() {
+		at = start
+	}
+	issued, err := signer.Sign(p, anchor, req, at)
 	if refusal := (*signer.Refusal)(nil); errors.As(err, &refusal) {
 		s.auditRefused(ctx, cr, iss, refusal)
 		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: err}
@@ -137,7 +144,7 @@ func requestOf(cr issuersigner.CertificateRequestObject) (signer.Request, error)
 		return signer.Request{}, err
 	}
 	req := signer.Request{
-		Namespace: cr.GetNamespace(), CSR: d.CSR, Duration: d.Duration,
+		ID: string(cr.GetUID()), Namespace: cr.GetNamespace(), CSR: d.CSR, Duration: d.Duration,
 		IsCA: d.IsCA, KeyUsage: d.KeyUsage, ExtKeyUsage: d.ExtKeyUsage,
 	}
 	// issuer-lib wraps the API object; its DeepCopyObject is that object.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -172,6 +175,9 @@ func TestCheckNeverEchoesKeyMaterial(t *testing.T) {
 	}
 }
 
+// requestUIDs numbers the requests certificateRequest makes.
+var requestUIDs atomic.Int64
+
 func certificateRequest(t *testing.T, crt *cmapi.Certificate) issuersigner.CertificateRequestObject {
 	t.Helper()
 	csr, _, err := testpki.CSRFor(crt)
@@ -179,7 +185,10 @@ func certificateRequest(t *testing.T, crt *cmapi.Certificate) issuersigner.Certi
 		t.Fatal(err)
 	}
 	return issuersigner.CertificateRequestObjectFromCertificateRequest(&cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: crt.Namespace, Name: crt.Name + "-1", UID: "uid-1"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: crt.Namespace, Name: crt.Name + "-1",
+			UID: types.UID(fmt.Sprintf("uid-%d", requestUIDs.Add(1))), CreationTimestamp: metav1.NewTime(now.Add(-time.Second)),
+		},
 		Spec: cmapi.CertificateRequestSpec{
 			Request: csr, IsCA: crt.Spec.IsCA, Usages: crt.Spec.Usages, Duration: crt.Spec.Duration,
 		},

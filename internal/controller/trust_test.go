@@ -194,7 +194,8 @@ func TestSignMetrics(t *testing.T) {
 	if got := metricValue(t, "linkerd_ca_issuer_requests_refused_total", v1alpha1.IssuerKind, "metrics/linkerd", "isCA"); got != 1 {
 		t.Errorf("refused{rule=isCA} counter %v, want 1", got)
 	}
-	if got := metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", v1alpha1.IssuerKind, "metrics/linkerd"); got != float64(now.Add(24*time.Hour).Unix()) {
-		t.Errorf("issued expiry %v, want %d", got, now.Add(24*time.Hour).Unix())
+	// The certificate is valid from its request's creation, a second ago.
+	if want := now.Add(-time.Second + 24*time.Hour).Unix(); metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", v1alpha1.IssuerKind, "metrics/linkerd") != float64(want) {
+		t.Errorf("issued expiry %v, want %d", metricValue(t, "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", v1alpha1.IssuerKind, "metrics/linkerd"), want)
 	}
 }

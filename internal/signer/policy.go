@@ -35,6 +35,9 @@ type Policy struct {
 // Request is what a CertificateRequest or a Kubernetes
 // CertificateSigningRequest asks for, as the policy reads it.
 type Request struct {
+	// ID identifies the request (its UID): the same request signed again
+	// gets the same certificate. Empty, every signature is new.
+	ID string
 	// Namespace is the request's namespace; empty for a Kubernetes
 	// CertificateSigningRequest, which is cluster-scoped.
 	Namespace string

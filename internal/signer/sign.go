@@ -1,12 +1,15 @@
 package signer
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"time"
 )
@@ -15,9 +18,39 @@ import (
 // clock lags ours still sees the issuer as valid.
 const ClockSkew = time.Minute
 
-// serialLimit bounds serial numbers to 128 random bits (CA/B Forum asks for
-// at least 64).
+// serialLimit bounds serial numbers to 128 bits (CA/B Forum asks for at
+// least 64 unpredictable ones).
 var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
+
+// serialFor is a request's serial: random without an ID; with one, an
+// HMAC-SHA256 of the ID and the CSR under a key derived from the anchor's
+// private key, so it is the same for the same request and unpredictable to
+// anyone without that key.
+func (a *Anchor) serialFor(req Request) *big.Int {
+	if req.ID == "" {
+		serial, err := rand.Int(rand.Reader, serialLimit)
+		if err != nil {
+			// crypto/rand never fails on supported platforms.
+			panic(fmt.Sprintf("reading random serial: %v", err))
+		}
+		return serial
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(a.Key)
+	if err != nil {
+		// Every key ParseAnchor accepts marshals.
+		panic(fmt.Sprintf("encoding the anchor key: %v", err))
+	}
+	derived := sha256.Sum256(append([]byte("linkerd-ca-issuer serial key\x00"), keyDER...))
+	mac := hmac.New(sha256.New, derived[:])
+	mac.Write([]byte(req.ID))
+	mac.Write([]byte{0})
+	mac.Write(req.CSR)
+	serial := new(big.Int).SetBytes(mac.Sum(nil)[:16])
+	if serial.Sign() == 0 {
+		serial.SetInt64(1) // a serial must be positive
+	}
+	return serial
+}
 
 // Issued is a signed Linkerd identity issuer certificate.
 type Issued struct {
@@ -33,15 +66,25 @@ type Issued struct {
 }
 
 // Sign checks the request against the policy and, if it holds, signs it with
-// the anchor at now. Nothing is copied from the CSR but its public key and
-// the names the policy has already pinned.
-func Sign(p Policy, anchor *Anchor, req Request, now time.Time) (*Issued, error) {
+// the anchor, valid from at. Nothing is copied from the CSR but its public
+// key and the names the policy has already pinned.
+//
+// Signing is idempotent: for a request with an ID, the serial comes from the
+// anchor's key, the ID and the CSR, and the signature is deterministic (RFC
+// 6979 for ECDSA; PKCS #1 v1.5 is so already), so signing the same request
+// at the same time again yields the very same certificate. A controller that
+// signs, then fails to record the result and retries, issues nothing new.
+func Sign(p Policy, anchor *Anchor, req Request, at time.Time) (*Issued, error) {
 	csr, err := p.Check(req)
 	if err != nil {
 		return nil, err
 	}
-	tmpl, capped := Template(p, anchor, csr, req, now)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, anchor.Certificate, csr.PublicKey, anchor.Key)
+	tmpl, capped := Template(p, anchor, csr, req, at)
+	var random io.Reader // nil: a deterministic signature
+	if req.ID == "" {
+		random = rand.Reader
+	}
+	der, err := x509.CreateCertificate(random, tmpl, anchor.Certificate, csr.PublicKey, anchor.Key)
 	if err != nil {
 		return nil, fmt.Errorf("signing the issuer certificate: %w", err)
 	}
@@ -63,11 +106,7 @@ func Sign(p Policy, anchor *Anchor, req Request, now time.Time) (*Issued, error)
 // Template is the certificate Sign issues for a request the policy accepted.
 // It reports whether NotAfter was capped at the anchor's.
 func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req Request, now time.Time) (*x509.Certificate, bool) {
-	serial, err := rand.Int(rand.Reader, serialLimit)
-	if err != nil {
-		// crypto/rand never fails on supported platforms.
-		panic(fmt.Sprintf("reading random serial: %v", err))
-	}
+	serial := anchor.serialFor(req)
 	notBefore := now.Add(-ClockSkew)
 	if notBefore.Before(anchor.Certificate.NotBefore) {
 		notBefore = anchor.Certificate.NotBefore

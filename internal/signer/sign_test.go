@@ -2,6 +2,7 @@ package signer
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -305,6 +306,66 @@ func TestSignKeepsTheAuthorityKeyIdWithEqualSubjects(t *testing.T) {
 			}
 			if !bytes.Equal(issued.Certificate.AuthorityKeyId, anchor.Certificate.SubjectKeyId) {
 				t.Errorf("authority key id %x, want the anchor's %x", issued.Certificate.AuthorityKeyId, anchor.Certificate.SubjectKeyId)
+			}
+		})
+	}
+}
+
+// TestSignIsIdempotent: the same request signed again, as after a status
+// write that failed, yields the very same certificate; another request, or
+// one without an ID, a new one.
+func TestSignIsIdempotent(t *testing.T) {
+	for name, key := range map[string]crypto.Signer{"ECDSA anchor": p256Key(t), "RSA anchor": rsaKey(t, 2048)} {
+		t.Run(name, func(t *testing.T) {
+			spec := defaultAnchorSpec(t)
+			spec.key = key
+			anchor := parsedAnchor(t, spec)
+			req := requestFor(t, seedCertificate())
+			req.ID = "0b4e-request-uid"
+			first, err := Sign(defaultPolicy, anchor, req, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Sign(defaultPolicy, anchor, req, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(first.CertificatePEM, again.CertificatePEM) {
+				t.Fatal("the same request signed twice gave two certificates")
+			}
+			if first.Certificate.SerialNumber.BitLen() < 64 {
+				t.Errorf("serial %x has under 64 bits", first.Certificate.SerialNumber)
+			}
+			other := req
+			other.ID = "another-request-uid"
+			second, err := Sign(defaultPolicy, anchor, other, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Certificate.SerialNumber.Cmp(first.Certificate.SerialNumber) == 0 {
+				t.Error("two requests share a serial")
+			}
+			anon := req
+			anon.ID = ""
+			a1, err := Sign(defaultPolicy, anchor, anon, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a2, err := Sign(defaultPolicy, anchor, anon, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a1.Certificate.SerialNumber.Cmp(a2.Certificate.SerialNumber) == 0 {
+				t.Error("requests without an ID share a serial")
+			}
+			// Another anchor's key gives the same request another serial.
+			otherAnchor := parsedAnchor(t, defaultAnchorSpec(t))
+			fromOther, err := Sign(defaultPolicy, otherAnchor, req, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fromOther.Certificate.SerialNumber.Cmp(first.Certificate.SerialNumber) == 0 {
+				t.Error("the serial does not depend on the anchor's key")
 			}
 		})
 	}
