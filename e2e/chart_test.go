@@ -183,7 +183,7 @@ func assertHardenedPod(t *testing.T, pod *corev1.PodSpec) {
 	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 		t.Errorf("probes %+v %+v", c.LivenessProbe, c.ReadinessProbe)
 	}
-	for _, flag := range []string{"--watch-namespaces=", "--cluster-resource-namespace=", "--leader-elect=", "--leader-election-namespace=",
+	for _, flag := range []string{"--watch-namespaces=", "--cluster-resource-namespace=", "--leader-elect=", "--leader-election-namespace=", "--leader-election-lease-duration=", "--leader-election-renew-deadline=", "--leader-election-retry-period=",
 		"--max-retry-duration=", "--anchor-expiry-warning=", "--recheck-interval=", "--max-concurrent-reconciles=", "--kube-api-qps=", "--kube-api-burst=", "--metrics-bind-address=", "--health-probe-bind-address=", "--zap-log-level="} {
 		if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, flag) }) {
 			t.Errorf("flag %s not passed", flag)

@@ -56,7 +56,7 @@ func run() error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("caches", controller.CachesSynced(mgr.GetCache())); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting", "version", version, "clusterResourceNamespace", opts.ClusterResourceNamespace, "watchNamespaces", opts.WatchNamespaces)

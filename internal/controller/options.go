@@ -20,10 +20,16 @@ import (
 
 // Options are the controller's command-line settings.
 type Options struct {
-	MetricsAddr              string
-	ProbeAddr                string
-	LeaderElect              bool
-	LeaderElectionNamespace  string
+	MetricsAddr             string
+	ProbeAddr               string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod time the leader election:
+	// a standby takes over within LeaseDuration of a leader that died, at
+	// once from one that stepped down.
+	LeaseDuration            time.Duration
+	RenewDeadline            time.Duration
+	RetryPeriod              time.Duration
 	ClusterResourceNamespace string
 	WatchNamespaces          []string
 	MaxRetryDuration         time.Duration
@@ -51,6 +57,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader so that only one replica signs at a time.")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits for a leader that stopped renewing before it takes over.")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it steps down.")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the namespace the controller runs in).")
 	fs.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "", "Namespace LinkerdCAClusterIssuers read their trust anchor Secret from (default: the namespace the controller runs in).")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", v1alpha1.DefaultControlPlaneNamespace, "Comma-separated namespaces whose Secrets LinkerdCAIssuers may use as trust anchors; the cluster resource namespace is always added.")
@@ -80,6 +89,10 @@ func (o *Options) Complete() error {
 	}
 	if o.MaxRetryDuration <= 0 {
 		return fmt.Errorf("--max-retry-duration must be positive, got %s", o.MaxRetryDuration)
+	}
+	if o.LeaderElect && !(o.LeaseDuration > o.RenewDeadline && o.RenewDeadline > o.RetryPeriod && o.RetryPeriod > 0) {
+		return fmt.Errorf("leader election needs --leader-election-lease-duration > --leader-election-renew-deadline > --leader-election-retry-period > 0, got %s, %s, %s",
+			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.MaxConcurrentReconciles)
@@ -140,8 +153,12 @@ func (o *Options) ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "linkerd-ca-issuer-leader",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		LeaseDuration:           &o.LeaseDuration,
+		RenewDeadline:           &o.RenewDeadline,
+		RetryPeriod:             &o.RetryPeriod,
 		// Step down promptly on SIGTERM so that a rollout's new leader takes
-		// over without waiting for the lease to expire.
+		// over without waiting for the lease to expire. The manager stops
+		// its controllers first, so nothing signs after the release.
 		LeaderElectionReleaseOnCancel: true,
 	}
 }
