@@ -34,6 +34,7 @@ const (
 	nsDrill     = "e2e-drill"
 	nsMetrics   = "e2e-metrics"
 	nsGuide     = "e2e-guide"
+	nsFaults    = "e2e-faults"
 	nsCluster   = localcp.TrustNamespace
 	issuerGroup = "linkerdca.io"
 )
@@ -52,7 +53,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide},
+		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults},
 		CSRRequesters:   []string{csrRequester},
 		Logf:            func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
 	})

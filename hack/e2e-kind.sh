@@ -12,7 +12,7 @@ IMAGE=linkerd-ca-issuer:e2e
 CERT_MANAGER_VERSION=$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)
 TRUST_MANAGER_VERSION=$(cd hack/trust-manager && go list -m -f '{{.Version}}' github.com/cert-manager/trust-manager)
 # Every namespace the suite uses must be watched by the installed issuer.
-WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-drill,e2e-metrics,e2e-guide,e2e-kind}"
+WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-drill,e2e-metrics,e2e-guide,e2e-faults,e2e-kind}"
 # kind's kubeconfig user, who makes the suite's Kubernetes CSRs.
 CSR_REQUESTER=kubernetes-admin
 export KUBECONFIG=$PWD/bin/kind-$CLUSTER.kubeconfig

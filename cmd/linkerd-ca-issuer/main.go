@@ -8,6 +8,7 @@ import (
 	"os"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,6 +36,9 @@ func run() error {
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
+	// The audit trail logs at info whatever the level, and is never sampled:
+	// controller-runtime samples its production logger below V(2).
+	opts.AuditLog = zap.New(zap.UseFlagOptions(&logOpts), zap.Level(zapcore.Level(-2))).WithName("audit")
 	if err := opts.Complete(); err != nil {
 		return err
 	}
@@ -45,7 +49,12 @@ func run() error {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(opts.RESTConfig(ctrl.GetConfigOrDie()), opts.ManagerOptions(scheme))
+	cfg := opts.RESTConfig(ctrl.GetConfigOrDie())
+	mgrOpts, err := opts.ManagerOptions(scheme, cfg)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -20,7 +21,7 @@ import (
 func (s *Signer) auditSigned(ctx context.Context, cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer, anchor *signer.Anchor, issued *signer.Issued, took time.Duration) {
 	kind, name := issuerLabels(iss)
 	metrics.Signed(kind, name, took, issued.NotAfter)
-	ctrl.LoggerFrom(ctx).WithName("audit").Info("signed",
+	s.auditLog(ctx).Info("signed",
 		"request", requestName(cr), "requestKind", requestKind(cr),
 		"issuerKind", kind, "issuer", name,
 		"serial", issued.Certificate.SerialNumber.Text(16),
@@ -32,10 +33,18 @@ func (s *Signer) auditSigned(ctx context.Context, cr issuersigner.CertificateReq
 func (s *Signer) auditRefused(ctx context.Context, cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer, refusal *signer.Refusal) {
 	kind, name := issuerLabels(iss)
 	metrics.Refused(kind, name, refusal.Rule)
-	ctrl.LoggerFrom(ctx).WithName("audit").Info("refused",
+	s.auditLog(ctx).Info("refused",
 		"request", requestName(cr), "requestKind", requestKind(cr),
 		"issuerKind", kind, "issuer", name,
 		"rule", refusal.Rule, "reason", refusal.Reason)
+}
+
+// auditLog is the unsampled audit logger, or the request's.
+func (s *Signer) auditLog(ctx context.Context) logr.Logger {
+	if s.Audit.GetSink() != nil {
+		return s.Audit
+	}
+	return ctrl.LoggerFrom(ctx).WithName("audit")
 }
 
 func requestName(cr issuersigner.CertificateRequestObject) string {

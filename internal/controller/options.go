@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -27,9 +29,14 @@ type Options struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod time the leader election:
 	// a standby takes over within LeaseDuration of a leader that died, at
 	// once from one that stepped down.
-	LeaseDuration            time.Duration
-	RenewDeadline            time.Duration
-	RetryPeriod              time.Duration
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+	// LeaderElectionIdentity holds the lease: the pod's name (POD_NAME), so
+	// that a container restarted in its pod takes its lease back at once
+	// rather than wait for it to expire. Empty: controller-runtime's
+	// hostname and a random suffix.
+	LeaderElectionIdentity   string
 	ClusterResourceNamespace string
 	WatchNamespaces          []string
 	MaxRetryDuration         time.Duration
@@ -47,6 +54,11 @@ type Options struct {
 	KubeAPIBurst int
 	// PprofAddr serves net/http/pprof when set.
 	PprofAddr string
+	// AuditLog receives one line per signature and per refusal. It must not
+	// be sampled, as controller-runtime's production logger is: an audit
+	// trail that drops lines under load is none. Unset, the request's
+	// logger is used.
+	AuditLog logr.Logger
 
 	watchNamespaces string
 	csrRequesters   string
@@ -83,6 +95,9 @@ func (o *Options) Complete() error {
 	}
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = ns
+	}
+	if o.LeaderElectionIdentity == "" {
+		o.LeaderElectionIdentity = os.Getenv("POD_NAME")
 	}
 	if o.ClusterResourceNamespace == "" || (o.LeaderElect && o.LeaderElectionNamespace == "") {
 		return errors.New("cannot tell which namespace the controller runs in: set POD_NAMESPACE, or --cluster-resource-namespace (and --leader-election-namespace)")
@@ -140,10 +155,14 @@ func (o *Options) RESTConfig(cfg *rest.Config) *rest.Config {
 	return cfg
 }
 
+// leaderElectionID names the Lease.
+const leaderElectionID = "linkerd-ca-issuer-leader"
+
 // ManagerOptions are the controller-runtime manager settings the options
-// imply, with the Secret cache scoped to the watched namespaces.
-func (o *Options) ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
-	return ctrl.Options{
+// imply, with the Secret cache scoped to the watched namespaces; cfg is what
+// the leader election lock talks to the API server with.
+func (o *Options) ManagerOptions(scheme *runtime.Scheme, cfg *rest.Config) (ctrl.Options, error) {
+	opts := ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   CacheOptions(o.WatchNamespaces),
 		Controller:              config.Controller{MaxConcurrentReconciles: o.MaxConcurrentReconciles},
@@ -151,7 +170,7 @@ func (o *Options) ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
-		LeaderElectionID:        "linkerd-ca-issuer-leader",
+		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		LeaseDuration:           &o.LeaseDuration,
 		RenewDeadline:           &o.RenewDeadline,
@@ -161,6 +180,15 @@ func (o *Options) ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
 		// its controllers first, so nothing signs after the release.
 		LeaderElectionReleaseOnCancel: true,
 	}
+	if o.LeaderElect && o.LeaderElectionIdentity != "" {
+		lock, err := resourcelock.NewFromKubeconfig(resourcelock.LeasesResourceLock, o.LeaderElectionNamespace, leaderElectionID,
+			resourcelock.ResourceLockConfig{Identity: o.LeaderElectionIdentity}, cfg, o.RenewDeadline)
+		if err != nil {
+			return opts, fmt.Errorf("leader election lock: %w", err)
+		}
+		opts.LeaderElectionResourceLockInterface = lock
+	}
+	return opts, nil
 }
 
 // podNamespace is the namespace the controller runs in: POD_NAMESPACE (the

@@ -126,6 +126,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		ClusterResourceNamespace: cfg.ClusterResourceNamespace,
 		WatchNamespaces:          cfg.WatchNamespaces,
 		CSRRequesters:            cfg.KubernetesCSRRequesters,
+		Audit:                    cfg.AuditLog,
 		AnchorExpiryWarning:      cfg.AnchorExpiryWarning,
 		EventRecorder:            mgr.GetEventRecorder(FieldOwner),
 		Clock:                    clock.RealClock{},

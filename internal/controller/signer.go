@@ -13,6 +13,7 @@ import (
 
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	"github.com/go-logr/logr"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -46,6 +47,8 @@ type Signer struct {
 	// AnchorExpiryWarning is how long before its anchor expires an issuer
 	// warns.
 	AnchorExpiryWarning time.Duration
+	// Audit is the audit trail's logger (Options.AuditLog).
+	Audit logr.Logger
 	// EventRecorder reports capped lifetimes and anchor warnings.
 	EventRecorder events.EventRecorder
 	Clock         clock.PassiveClock

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -37,7 +38,14 @@ func (cp *ControlPlane) startIssuer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cp.IssuerConfig = cfg
+	cp.IssuerConfig, cp.issuerKubeconfig = cfg, kubeconfig
+	return cp.StartIssuer(ctx, "issuer")
+}
+
+// StartIssuer starts a replica of the issuer named name ("issuer" is the
+// first), or starts it again after StopIssuer, appending to its log, and
+// waits until it is ready. Its metrics address lands in IssuerMetrics.
+func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
 	metrics, err := freeAddr()
 	if err != nil {
 		return err
@@ -46,9 +54,8 @@ func (cp *ControlPlane) startIssuer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cp.IssuerMetricsAddr = metrics
 	args := []string{
-		"--kubeconfig=" + kubeconfig,
+		"--kubeconfig=" + cp.issuerKubeconfig,
 		"--watch-namespaces=" + strings.Join(cp.opts.WatchNamespaces, ","),
 		"--cluster-resource-namespace=" + cp.opts.ClusterResourceNamespace,
 		"--metrics-bind-address=" + metrics,
@@ -59,8 +66,55 @@ func (cp *ControlPlane) startIssuer(ctx context.Context) error {
 		args = append(args, "--enable-kubernetes-csr", "--kubernetes-csr-requesters="+strings.Join(cp.opts.CSRRequesters, ","))
 	}
 	args = append(args, cp.opts.IssuerArgs...)
-	if err := cp.start("issuer", filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), []string{"POD_NAMESPACE=" + IssuerNamespace}, args...); err != nil {
+	// As in a pod: POD_NAME, stable across a restart of the same replica.
+	env := []string{"POD_NAMESPACE=" + IssuerNamespace, "POD_NAME=" + name}
+	if err := cp.start(name, filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), env, args...); err != nil {
 		return err
 	}
+	if cp.IssuerMetrics == nil {
+		cp.IssuerMetrics = map[string]string{}
+	}
+	cp.IssuerMetrics[name] = metrics
+	if name == "issuer" {
+		cp.IssuerMetricsAddr = metrics
+	}
 	return waitHTTP(ctx, "http://"+probes+"/readyz", 60*time.Second)
+}
+
+// RestartIssuerIfExited starts a replica of the issuer again if it has
+// exited, as the kubelet restarts a container, and reports whether it did.
+func (cp *ControlPlane) RestartIssuerIfExited(ctx context.Context, name string) (bool, error) {
+	for i, p := range cp.procs {
+		if p.name != name {
+			continue
+		}
+		select {
+		case <-p.done: //nolint:errcheck // it exited; why is in its log
+			cp.procs = append(cp.procs[:i], cp.procs[i+1:]...)
+			return true, cp.StartIssuer(ctx, name)
+		default:
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("no replica %q", name)
+}
+
+// StopIssuer sends sig to a replica of the issuer (SIGTERM: a rolling
+// update; SIGKILL: a crash) and waits until it has exited.
+func (cp *ControlPlane) StopIssuer(name string, sig syscall.Signal) error {
+	for i, p := range cp.procs {
+		if p.name != name {
+			continue
+		}
+		cp.procs = append(cp.procs[:i], cp.procs[i+1:]...)
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+		select {
+		case <-p.done: //nolint:errcheck // a stopped process's status says nothing
+			return nil
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			return fmt.Errorf("%s did not exit within 30s of %s", name, sig)
+		}
+	}
+	return fmt.Errorf("no running replica %q", name)
 }

@@ -73,8 +73,13 @@ type ControlPlane struct {
 	IssuerConfig *rest.Config
 	// IssuerMetricsAddr is the issuer's metrics endpoint (local only).
 	IssuerMetricsAddr string
+	// IssuerMetrics are the metrics endpoints of the issuer's replicas, by
+	// name (local only).
+	IssuerMetrics map[string]string
 	// KeepDir leaves Dir in place on Stop, for logs worth reading.
 	KeepDir bool
+
+	issuerKubeconfig string
 
 	env   *envtest.Environment
 	procs []*process

@@ -22,10 +22,13 @@ type process struct {
 	log  string
 	cmd  *exec.Cmd
 	done chan error
+	// stopSignal ends it on Stop: SIGTERM unless set.
+	stopSignal syscall.Signal
 }
 
 func (cp *ControlPlane) start(name, bin string, env []string, args ...string) error {
-	log, err := os.Create(cp.LogPath(name))
+	// Appended to: a replica started again keeps one log.
+	log, err := os.OpenFile(cp.LogPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -53,7 +56,11 @@ func (p *process) stop() error {
 		return exitError(p.name, err)
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	sig := syscall.SIGTERM
+	if p.stopSignal != 0 {
+		sig = p.stopSignal
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	select {
 	case <-p.done: //nolint:errcheck // the exit status of a process told to stop says nothing
 		return nil
@@ -96,21 +103,11 @@ func (cp *ControlPlane) CPUTime(name string) (time.Duration, error) {
 			return cpuTime(p.cmd.Process.Pid)
 		}
 	}
-	exe := filepath.Join(cp.opts.RepoRoot, "bin", name)
-	entries, err := os.ReadDir("/proc")
+	pid, err := findProcess(filepath.Join(cp.opts.RepoRoot, "bin", name))
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if target, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && target == exe {
-			return cpuTime(pid)
-		}
-	}
-	return 0, fmt.Errorf("no process %q", name)
+	return cpuTime(pid)
 }
 
 // cpuTime reads utime and stime (fields 14 and 15) of /proc/<pid>/stat, in
