@@ -242,6 +242,7 @@ func TestOptionsComplete(t *testing.T) {
 		{"zero retry duration", func(o *Options) { o.MaxRetryDuration = 0 }, "--max-retry-duration must be positive"},
 		{"1s recheck interval", func(o *Options) { o.RecheckInterval = time.Second }, "--recheck-interval must be at least 1m"},
 		{"no reconcilers", func(o *Options) { o.MaxConcurrentReconciles = 0 }, "--max-concurrent-reconciles must be at least 1"},
+		{"renew deadline past the lease", func(o *Options) { o.RenewDeadline = o.LeaseDuration }, "--leader-election-lease-duration > --leader-election-renew-deadline"},
 		{"no QPS", func(o *Options) { o.KubeAPIQPS = 0 }, "--kube-api-qps and --kube-api-burst must be positive"},
 		{"CSRs for nobody", func(o *Options) { o.EnableKubernetesCSR = true }, "--enable-kubernetes-csr needs --kubernetes-csr-requesters"},
 		{"requesters without CSRs", func(o *Options) { o.csrRequesters = "bootstrap" }, "--kubernetes-csr-requesters is set but Kubernetes CSRs are off"},
