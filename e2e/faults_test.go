@@ -211,16 +211,31 @@ func leader(t *testing.T) string {
 	return ""
 }
 
-// firstSignatureAfter waits for the burst's next Ready request after at.
-func firstSignatureAfter(t *testing.T, id string, from int, timeout time.Duration) time.Time {
+// firstSignatureAfter waits for a replica's first audit line of a
+// signature at or after at, and returns its time (the log's, to the second):
+// when that replica signed again. Requests that turn Ready meanwhile are no
+// proof, since writes a dead leader sent may still land.
+func firstSignatureAfter(t *testing.T, replica string, at time.Time, timeout time.Duration) time.Time {
 	t.Helper()
-	eventually(t, timeout, "signing to resume", func() error {
-		if readyCount(t, id) <= from {
-			return fmt.Errorf("still %d Ready", from)
+	var first time.Time
+	eventually(t, timeout, replica+" signing again", func() error {
+		raw, err := os.ReadFile(cp.LogPath(replica))
+		if err != nil {
+			return err
 		}
-		return nil
+		for _, l := range strings.Split(string(raw), "\n") {
+			var line struct {
+				Msg string    `json:"msg"`
+				TS  time.Time `json:"ts"`
+			}
+			if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "signed" && !line.TS.Before(at.Truncate(time.Second)) {
+				first = line.TS
+				return nil
+			}
+		}
+		return fmt.Errorf("no signature since %s", at.Format(time.RFC3339))
 	})
-	return time.Now()
+	return first
 }
 
 // TestFaults: during bursts of requests the issuer is killed, rolled,
@@ -277,12 +292,12 @@ func TestFaults(t *testing.T) {
 		if err := cp.StopIssuer("issuer", syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		killed, ready := time.Now(), readyCount(t, "sigkill")
+		killed := time.Now()
 		time.Sleep(3 * time.Second)
 		if err := cp.StartIssuer(ctx, "issuer"); err != nil {
 			t.Fatal(err)
 		}
-		resumed := firstSignatureAfter(t, "sigkill", ready, leaseDuration+30*time.Second).Sub(killed)
+		resumed := firstSignatureAfter(t, "issuer", killed.Add(time.Second), leaseDuration+30*time.Second).Sub(killed)
 		waitBurst(t, "sigkill", faultBurst, 2*time.Minute)
 		assertSignedOnce(t, "sigkill", faultBurst)
 		waitIssuer(t, iss, metav1.ConditionTrue, "")
@@ -306,8 +321,12 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		delete(cp.IssuerMetrics, lead)
-		killed, ready := time.Now(), readyCount(t, "failover")
-		resumed := firstSignatureAfter(t, "failover", ready, leaseDuration+30*time.Second).Sub(killed)
+		standby := "issuer-standby"
+		if lead == standby {
+			standby = "issuer"
+		}
+		killed := time.Now()
+		resumed := firstSignatureAfter(t, standby, killed, leaseDuration+30*time.Second).Sub(killed)
 		waitBurst(t, "failover", faultBurst, 2*time.Minute)
 		assertSignedOnce(t, "failover", faultBurst)
 		waitIssuer(t, iss, metav1.ConditionTrue, "")
