@@ -46,6 +46,10 @@ func (cp *ControlPlane) startIssuer(ctx context.Context) error {
 // first), or starts it again after StopIssuer, appending to its log, and
 // waits until it is ready. Its metrics address lands in IssuerMetrics.
 func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
+	if cp.IssuerRunning(name) {
+		// Two processes with one identity would both think they lead.
+		return fmt.Errorf("replica %q is running already", name)
+	}
 	metrics, err := freeAddr()
 	if err != nil {
 		return err
@@ -79,6 +83,22 @@ func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
 		cp.IssuerMetricsAddr = metrics
 	}
 	return waitHTTP(ctx, "http://"+probes+"/readyz", 60*time.Second)
+}
+
+// IssuerRunning reports whether a replica of the issuer runs under name.
+func (cp *ControlPlane) IssuerRunning(name string) bool {
+	for _, p := range cp.procs {
+		if p.name == name {
+			select {
+			case err := <-p.done:
+				p.done <- err // keep it for whoever stops it
+				return false
+			default:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // RestartIssuerIfExited starts a replica of the issuer again if it has
