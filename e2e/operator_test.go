@@ -168,6 +168,19 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A deleted issuer takes its series with it.
+	if err := cl.Delete(ctx, iss); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the deleted issuer's series gone", func() error {
+		for _, name := range []string{"linkerd_ca_issuer_requests_signed_total", "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds"} {
+			if got := scrape(t, name, labels); got != 0 {
+				return fmt.Errorf("%s is still %v", name, got)
+			}
+		}
+		return nil
+	})
 }
 
 // scrape reads one series from the issuer's metrics endpoint (a histogram's
