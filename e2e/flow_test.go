@@ -152,14 +152,8 @@ func TestRefusals(t *testing.T) {
 		waitCertificateReady(t, nsRefusals, crt.Name, 60*time.Second)
 		before := mustSecret(t, nsRefusals, crt.Name)
 
-		var cur cmapi.Certificate
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(crt), &cur); err != nil {
-			t.Fatal(err)
-		}
-		cur.Spec.DNSNames = append(cur.Spec.DNSNames, "evil.example.org")
-		if err := cl.Update(ctx, &cur); err != nil {
-			t.Fatal(err)
-		}
+		cur := crt.DeepCopy()
+		update(t, cur, func() { cur.Spec.DNSNames = append(cur.Spec.DNSNames, "evil.example.org") })
 		msg := waitRequestFailed(t, nsRefusals, crt.Name)
 		if !strings.Contains(msg, `DNS name "evil.example.org" is not allowed`) {
 			t.Errorf("message %q", msg)

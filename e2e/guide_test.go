@@ -151,13 +151,7 @@ func TestCurrentGuideFlow(t *testing.T) {
 		// holds, nothing is signed with it.
 		setAnchor := func(name string) {
 			t.Helper()
-			if err := cl.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
-				t.Fatal(err)
-			}
-			iss.Spec.TrustAnchorSecretName = name
-			if err := cl.Update(ctx, iss); err != nil {
-				t.Fatal(err)
-			}
+			update(t, iss, func() { iss.Spec.TrustAnchorSecretName = name })
 		}
 		setAnchor(guide.TrustAnchor + "-next")
 		waitIssuer(t, iss, metav1.ConditionFalse, "TrustAnchorNotTrusted")
@@ -165,13 +159,9 @@ func TestCurrentGuideFlow(t *testing.T) {
 		waitIssuer(t, iss, metav1.ConditionTrue, "")
 
 		// 1. Trust both roots: old and new Bundle sources.
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(bundle), bundle); err != nil {
-			t.Fatal(err)
-		}
-		bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor, guide.TrustAnchor+"-next").Object["spec"]
-		if err := cl.Update(ctx, bundle); err != nil {
-			t.Fatal(err)
-		}
+		update(t, bundle, func() {
+			bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor, guide.TrustAnchor+"-next").Object["spec"]
+		})
 		waitTrustRoots(t, anchor.Data["tls.crt"], next.Data["tls.crt"])
 
 		// 2. Switch the issuer, renew: signed by the new root, both in ca.crt.
@@ -196,13 +186,7 @@ func TestCurrentGuideFlow(t *testing.T) {
 		assertLinkerdIdentityChecks(t, mustSecret(t, nsGuide, "linkerd-identity-issuer"))
 
 		// 3. Retire the old root: the issuer stays Ready and trusted.
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(bundle), bundle); err != nil {
-			t.Fatal(err)
-		}
-		bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor + "-next").Object["spec"]
-		if err := cl.Update(ctx, bundle); err != nil {
-			t.Fatal(err)
-		}
+		update(t, bundle, func() { bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor + "-next").Object["spec"] })
 		waitTrustRoots(t, next.Data["tls.crt"])
 		waitTrusted(t, iss, metav1.ConditionTrue)
 		waitIssuer(t, iss, metav1.ConditionTrue, "")

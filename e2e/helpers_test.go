@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -50,6 +51,22 @@ func create(t *testing.T, objs ...client.Object) {
 			t.Fatalf("creating %T %s: %v", o, client.ObjectKeyFromObject(o), err)
 		}
 		t.Cleanup(func() { _ = cl.Delete(ctx, o) })
+	}
+}
+
+// update reads obj afresh, changes it with mutate and writes it, again on a
+// conflict: controllers write the same objects' status meanwhile.
+func update(t *testing.T, obj client.Object, mutate func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate()
+		return cl.Update(ctx, obj)
+	})
+	if err != nil {
+		t.Fatalf("updating %T %s: %v", obj, client.ObjectKeyFromObject(obj), err)
 	}
 }
 

@@ -72,13 +72,7 @@ func TestTrustAnchorRotation(t *testing.T) {
 	}
 
 	// Switch the issuer to the new anchor while Linkerd trusts only the old.
-	if err := cl.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
-		t.Fatal(err)
-	}
-	iss.Spec.TrustAnchorSecretName = "anchor-new"
-	if err := cl.Update(ctx, iss); err != nil {
-		t.Fatal(err)
-	}
+	update(t, iss, func() { iss.Spec.TrustAnchorSecretName = "anchor-new" })
 	c := waitIssuer(t, iss, metav1.ConditionFalse, "TrustAnchorNotTrusted: the trust anchor")
 	t.Logf("new anchor, old bundle: %s", c.Message)
 	eventually(t, 10*time.Second, "condition TrustAnchorTrusted=False", func() error {
