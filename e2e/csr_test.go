@@ -150,32 +150,10 @@ func TestKubernetesCSR(t *testing.T) {
 // cert-manager's approver.
 func TestDeniedIsNeverSigned(t *testing.T) {
 	const label = "e2e.linkerdca.io/never-approve"
-	policy := &admissionv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-never-approve"},
-		Spec: admissionv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: new(admissionv1.Fail),
-			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
-				RuleWithOperations: admissionv1.RuleWithOperations{
-					Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
-					Rule: admissionv1.Rule{
-						APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"},
-						Resources: []string{"certificaterequests", "certificaterequests/status"},
-					},
-				},
-			}}},
-			Validations: []admissionv1.Validation{{
-				Expression: "!has(object.metadata.labels) || !('" + label + "' in object.metadata.labels) || !has(object.status) || !has(object.status.conditions) || !object.status.conditions.exists(c, c.type == 'Approved')",
-				Message:    "this CertificateRequest may not be approved",
-			}},
-		},
-	}
-	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-never-approve"},
-		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        policy.Name,
-			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
-		},
-	}
+	policy, binding := denyPolicy("e2e-never-approve", []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
+		[]string{"certificaterequests", "certificaterequests/status"},
+		"!has(object.metadata.labels) || !('"+label+"' in object.metadata.labels) || !has(object.status) || !has(object.status.conditions) || !object.status.conditions.exists(c, c.type == 'Approved')",
+		"this CertificateRequest may not be approved")
 	create(t, policy, binding)
 
 	create(t, anchorSecret(nsDenied, "anchor", newAnchor(t)))

@@ -401,29 +401,8 @@ func TestFaults(t *testing.T) {
 		// on one request: issuer-lib signs, fails to write, and signs again
 		// when it retries. The retry must yield the same certificate.
 		const label = "e2e.linkerdca.io/refuse-certificate"
-		policy := &admissionv1.ValidatingAdmissionPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: "e2e-refuse-certificate"},
-			Spec: admissionv1.ValidatingAdmissionPolicySpec{
-				FailurePolicy: new(admissionv1.Fail),
-				MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
-					RuleWithOperations: admissionv1.RuleWithOperations{
-						Operations: []admissionv1.OperationType{admissionv1.Update},
-						Rule: admissionv1.Rule{
-							APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"},
-							Resources: []string{"certificaterequests/status"},
-						},
-					},
-				}}},
-				Validations: []admissionv1.Validation{{
-					Expression: "!has(object.metadata.labels) || !('" + label + "' in object.metadata.labels) || !has(object.status.certificate)",
-					Message:    "not yet",
-				}},
-			},
-		}
-		binding := &admissionv1.ValidatingAdmissionPolicyBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "e2e-refuse-certificate"},
-			Spec:       admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: policy.Name, ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny}},
-		}
+		policy, binding := denyPolicy("e2e-refuse-certificate", []admissionv1.OperationType{admissionv1.Update}, []string{"certificaterequests/status"},
+			"!has(object.metadata.labels) || !('"+label+"' in object.metadata.labels) || !has(object.status.certificate)", "not yet")
 		create(t, policy, binding)
 		time.Sleep(2 * time.Second) // admission policies take effect shortly after creation
 
