@@ -124,8 +124,9 @@ func TestCurrentGuideFlow(t *testing.T) {
 
 	// 6. linkerd-ca check passes on it, trust roots included.
 	var out, errOut bytes.Buffer
-	code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "--namespace", nsGuide}, &out, &errOut)
-	if code != 0 || !strings.Contains(out.String(), "√ issuer cert chains to Linkerd's trust roots") {
+	code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "-L", nsGuide}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "√ issuer cert chains to Linkerd's trust roots") ||
+		!strings.Contains(out.String(), "√ the identity issuer's LinkerdCA issuer is Ready") {
 		t.Errorf("linkerd-ca check: %d\n%s%s", code, out.String(), errOut.String())
 	}
 

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -270,7 +273,7 @@ func TestExpiringAnchorWarning(t *testing.T) {
 func TestCLI(t *testing.T) {
 	linkerdCA := func(args ...string) (int, string) {
 		var out, errOut bytes.Buffer
-		code := cli.Run(ctx, append(args, "--kubeconfig", cp.AdminKubeconfig, "--namespace", nsMetrics), &out, &errOut)
+		code := cli.Run(ctx, append(args, "--kubeconfig", cp.AdminKubeconfig, "-n", nsMetrics, "-L", nsMetrics), &out, &errOut)
 		return code, out.String() + errOut.String()
 	}
 	if code, out := linkerdCA("trust-anchor", "create", "--name", "cli-anchor"); code != 0 {
@@ -301,7 +304,45 @@ func TestCLI(t *testing.T) {
 	create(t, seedCertificate(nsMetrics, "cli-issued", iss.Name))
 	waitCertificateReady(t, nsMetrics, "cli-issued", 60*time.Second)
 	code, out := linkerdCA("check", "--secret", "cli-issued")
-	if code != 0 || !strings.Contains(out, "√ issuer cert chains to Linkerd's trust roots") || !strings.Contains(out, "√ issuer can sign a proxy certificate") {
-		t.Errorf("check: %d\n%s", code, out)
+	for _, want := range []string{"√ issuer cert chains to Linkerd's trust roots", "√ issuer can sign a proxy certificate",
+		"√ the identity issuer Certificate is Ready", "√ the identity issuer's LinkerdCA issuer is Ready"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("check: %d, no %q in\n%s", code, want, out)
+		}
 	}
+
+	t.Run("--context picks a context of one kubeconfig", func(t *testing.T) {
+		// The kubeconfig's current context points where nothing listens;
+		// --context reaches the cluster through the other one.
+		cfg, err := clientcmd.LoadFromFile(cp.AdminKubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		here := cfg.Contexts[cfg.CurrentContext].DeepCopy()
+		here.Namespace = nsMetrics
+		cfg.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+		cfg.Contexts["nowhere"] = &clientcmdapi.Context{Cluster: "nowhere", AuthInfo: here.AuthInfo}
+		cfg.Contexts["here"] = here
+		cfg.CurrentContext = "nowhere"
+		path := filepath.Join(t.TempDir(), "two-contexts")
+		if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+			t.Fatal(err)
+		}
+		run := func(args ...string) (int, string) {
+			var out, errOut bytes.Buffer
+			code := cli.Run(ctx, append(args, "--kubeconfig", path, "-L", nsMetrics, "--request-timeout", "5s"), &out, &errOut)
+			return code, out.String() + errOut.String()
+		}
+		if code, out := run("check", "--secret", "cli-issued"); code != 1 || !strings.Contains(out, "127.0.0.1:1") {
+			t.Errorf("current context (nowhere): %d\n%s", code, out)
+		}
+		if code, out := run("check", "--secret", "cli-issued", "--context", "here"); code != 0 || !strings.Contains(out, "√ the identity issuer's LinkerdCA issuer is Ready") {
+			t.Errorf("--context here: %d\n%s", code, out)
+		}
+		// The context's namespace is where trust-anchor create stores.
+		if code, out := run("trust-anchor", "create", "--context", "here", "--name", "cli-context-anchor"); code != 0 {
+			t.Errorf("trust-anchor create --context here: %d %s", code, out)
+		}
+		mustSecret(t, nsMetrics, "cli-context-anchor")
+	})
 }

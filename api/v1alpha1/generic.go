@@ -87,3 +87,14 @@ var (
 	_ GenericIssuer = &LinkerdCAIssuer{}
 	_ GenericIssuer = &LinkerdCAClusterIssuer{}
 )
+
+// NewIssuerOfKind is an empty issuer of the kind an issuerRef names, or
+// nil when the kind is not this group's.
+func NewIssuerOfKind(kind string) GenericIssuer {
+	for _, iss := range []GenericIssuer{&LinkerdCAIssuer{}, &LinkerdCAClusterIssuer{}} {
+		if iss.IssuerKind() == kind {
+			return iss.New()
+		}
+	}
+	return nil
+}

@@ -17,10 +17,8 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/version"
 )
-
-// version is set at build time (-ldflags "-X main.version=…").
-var version = "dev"
 
 func main() {
 	if err := run(); err != nil {
@@ -34,7 +32,12 @@ func run() error {
 	var logOpts zap.Options
 	opts.BindFlags(flag.CommandLine)
 	logOpts.BindFlags(flag.CommandLine)
+	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println("linkerd-ca-issuer", version.String())
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
 	// The audit trail logs at info whatever the level, and is never sampled:
 	// controller-runtime samples its production logger below V(2).
@@ -68,6 +71,6 @@ func run() error {
 	if err := mgr.AddReadyzCheck("caches", controller.CachesSynced(mgr.GetCache())); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting", "version", version, "clusterResourceNamespace", opts.ClusterResourceNamespace, "watchNamespaces", opts.WatchNamespaces)
+	ctrl.Log.Info("starting", "version", version.String(), "clusterResourceNamespace", opts.ClusterResourceNamespace, "watchNamespaces", opts.WatchNamespaces)
 	return mgr.Start(ctx)
 }

@@ -85,8 +85,8 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	fmt.Printf("\nlinkerd-ca check --namespace %s --secret %s (linkerd check's identity checks):\n\n", ns, secret.Name)
-	if code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "--namespace", ns, "--secret", secret.Name}, os.Stdout, os.Stderr); code != 0 {
+	fmt.Printf("\nlinkerd-ca check -L %s --secret %s (linkerd check's identity checks):\n\n", ns, secret.Name)
+	if code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "-L", ns, "--secret", secret.Name}, os.Stdout, os.Stderr); code != 0 {
 		return fmt.Errorf("the issued Secret fails linkerd's identity checks")
 	}
 
@@ -187,7 +187,7 @@ func originalGuide(ctx context.Context, cp *localcp.ControlPlane) (*corev1.Secre
 	fmt.Printf("1. Namespace %s (Linkerd's control plane) exists\n", ns)
 
 	fmt.Printf("2. Trust anchor: linkerd-ca trust-anchor create --namespace %s --name linkerd-trust-anchor\n   ", ns)
-	if code := cli.Run(ctx, []string{"trust-anchor", "create", "--kubeconfig", cp.AdminKubeconfig, "--namespace", ns, "--name", "linkerd-trust-anchor"}, os.Stdout, os.Stderr); code != 0 {
+	if code := cli.Run(ctx, []string{"trust-anchor", "create", "--kubeconfig", cp.AdminKubeconfig, "-n", ns, "--name", "linkerd-trust-anchor"}, os.Stdout, os.Stderr); code != 0 {
 		return nil, fmt.Errorf("step 2, creating the trust anchor Secret: linkerd-ca exited %d", code)
 	}
 
