@@ -115,10 +115,17 @@ tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(E2E_TOOLS) $(KUBECTL) $(HELM) ## Bui
 
 $(CONTROLLER_GEN): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+# Stamped with the release they are built from, as Kubernetes' own build
+# does: `helm install` checks the chart's kubeVersion against /version.
+K8S_VERSION = $(shell cd $(TOOLS) && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(patsubst v%,%,$(K8S_VERSION)))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
 $(KUBE_APISERVER): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 $(KUBECTL): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -o $@ k8s.io/kubernetes/cmd/kubectl
+	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubectl
 $(HELM): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ helm.sh/helm/v3/cmd/helm
 $(KIND): $(TOOLS_MOD)

@@ -163,7 +163,9 @@ func TestChartKubernetesCSRIsOptIn(t *testing.T) {
 func assertHardenedPod(t *testing.T, pod *corev1.PodSpec) {
 	t.Helper()
 	psc := pod.SecurityContext
-	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 ||
+	// No fixed runAsUser: the image runs as 65532, and OpenShift's
+	// restricted-v2 SCC refuses a user outside the namespace's range.
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser != nil ||
 		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod security context %+v", psc)
 	}
@@ -175,7 +177,7 @@ func assertHardenedPod(t *testing.T, pod *corev1.PodSpec) {
 	}
 	c := pod.Containers[0]
 	sc := c.SecurityContext
-	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.RunAsUser != nil ||
 		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
 		t.Errorf("container security context %+v", sc)
