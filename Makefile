@@ -16,6 +16,26 @@ FUZZTIME  ?= 5s
 CHART     := charts/linkerd-ca-issuer
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml $(CHART)/files
 
+# One version for both binaries, the image tag and the chart: `git describe`
+# (v0.1.0 on a tag, v0.1.0-3-gabc1234 after it), v0.0.0-g<commit> before the
+# first tag; -dirty for uncommitted changes.
+MODULE   := github.com/linkerd-ca-issuer/linkerd-ca-issuer
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo "v0.0.0-g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo -dirty)")
+VERSION  := $(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+REVISION := $(REVISION)
+# The commit's time: the image's creation time and the archives' mtimes, so
+# that two builds of one commit are byte for byte the same.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
+CHART_VERSION   := $(patsubst v%,%,$(VERSION))
+VERSION_LDFLAGS := -X $(MODULE)/internal/version.Version=$(VERSION) -X $(MODULE)/internal/version.Revision=$(REVISION)
+IMAGE_REPO      ?= ghcr.io/linkerd-ca-issuer/linkerd-ca-issuer
+CHART_REPO      ?= oci://ghcr.io/linkerd-ca-issuer/charts
+IMAGE_PLATFORMS := linux/amd64 linux/arm64
+CLI_PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+RELEASE_DIR     := $(BIN)/release
+
 CONTROLLER_GEN := $(BIN)/controller-gen
 ETCD           := $(BIN)/etcd
 KUBE_APISERVER := $(BIN)/kube-apiserver
@@ -34,8 +54,51 @@ all: build
 
 .PHONY: build
 build: ## Build the controller and the linkerd-ca CLI into bin/.
-	go build -trimpath -o $(BIN)/linkerd-ca-issuer ./cmd/linkerd-ca-issuer
-	go build -trimpath -o $(BIN)/linkerd-ca ./cmd/linkerd-ca
+	go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/linkerd-ca-issuer ./cmd/linkerd-ca-issuer
+	go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/linkerd-ca ./cmd/linkerd-ca
+
+.PHONY: version
+version: ## Print the version stamped into binaries, image and chart.
+	@echo $(VERSION)
+
+.PHONY: image
+image: ## The controller image (linux/amd64, linux/arm64) as an OCI layout and docker-archive tarballs in bin/image; no container engine.
+	@rm -rf $(BIN)/image/build
+	@for p in $(IMAGE_PLATFORMS); do \
+		echo "go build ./cmd/linkerd-ca-issuer for $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" \
+			-o $(BIN)/image/build/$${p/\//-}/linkerd-ca-issuer ./cmd/linkerd-ca-issuer || exit 1; \
+	done
+	cd hack/release && go run . image --out $(BIN)/image --repository $(IMAGE_REPO) \
+		--version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH) \
+		$(foreach p,$(IMAGE_PLATFORMS),--binary $(p)=$(BIN)/image/build/$(subst /,-,$(p))/linkerd-ca-issuer)
+
+.PHONY: release
+release: image $(HELM) ## Every release artifact into bin/release with SHA256SUMS: CLI archives, the chart, the image (a dry run here; the release workflow runs it on a tag).
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)/stage
+	@for p in $(CLI_PLATFORMS); do \
+		name=linkerd-ca_$(VERSION)_$${p%/*}_$${p#*/}; mkdir -p $(RELEASE_DIR)/stage/$$name; \
+		echo "go build ./cmd/linkerd-ca for $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" \
+			-o $(RELEASE_DIR)/stage/$$name/linkerd-ca ./cmd/linkerd-ca || exit 1; \
+		cp LICENSE $(RELEASE_DIR)/stage/$$name/; \
+		tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner \
+			-C $(RELEASE_DIR)/stage -cf - $$name | gzip -9n > $(RELEASE_DIR)/$$name.tar.gz || exit 1; \
+	done
+	$(HELM) package $(CHART) --version $(CHART_VERSION) --app-version $(VERSION) -d $(RELEASE_DIR)
+	tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner \
+		-C $(BIN)/image/oci -cf $(RELEASE_DIR)/linkerd-ca-issuer-image_$(VERSION)_oci-layout.tar .
+	@for p in $(IMAGE_PLATFORMS); do \
+		cp $(BIN)/image/linkerd-ca-issuer-$${p/\//-}.tar $(RELEASE_DIR)/linkerd-ca-issuer-image_$(VERSION)_$${p/\//_}.tar; done
+	rm -rf $(RELEASE_DIR)/stage
+	cd $(RELEASE_DIR) && sha256sum -- * > SHA256SUMS
+	@echo "release $(VERSION) (chart $(CHART_VERSION), image $(IMAGE_REPO):$(VERSION)) in $(RELEASE_DIR):"
+	@cat $(RELEASE_DIR)/SHA256SUMS
+
+.PHONY: release-push
+release-push: ## Push bin/release's image and chart to IMAGE_REPO and CHART_REPO (the release workflow, after registry logins).
+	cd hack/release && go run . push --layout $(BIN)/image/oci --image $(IMAGE_REPO):$(VERSION)
+	$(HELM) push $(RELEASE_DIR)/linkerd-ca-issuer-$(CHART_VERSION).tgz $(CHART_REPO)
 
 ##@ Generated files
 
@@ -63,6 +126,7 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 	go vet ./...
 	go vet -tags e2e ./e2e/...
 	cd $(TOOLS) && go vet ./...
+	cd hack/release && go vet ./...
 	cd hack/trust-manager && go mod verify >/dev/null
 	@product="$$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
 		tools="$$(cd $(TOOLS) && go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
@@ -72,7 +136,7 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 ##@ Test
 
 .PHONY: test
-test: verify unit fuzz e2e ## Every test: generated files, unit tests, fuzz smoke, e2e on a local control plane.
+test: verify unit fuzz test-image e2e ## Every test: generated files, unit tests, fuzz smoke, the built image, e2e on a local control plane.
 
 .PHONY: unit
 unit: ## Unit tests (policy, signing, anchor checks, controller with a fake client; the e2e cert-manager's defaults).
@@ -85,6 +149,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 5s).
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzParseAnchor$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzCheckTrialChain$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzNamespaceRule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+
+.PHONY: test-image
+test-image: image ## Read the built image back: both platforms, user, entrypoint, no shell, annotations; run its binary's --version.
+	cd hack/release && IMAGE_DIR=$(BIN)/image IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) go test -count=1 ./...
 
 .PHONY: e2e
 e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_CLUSTER=true: on KUBECONFIG's cluster).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The e2e suite on a kind cluster, for machines with Docker (`make e2e-kind`):
-# kind cluster → this image built and loaded → cert-manager from its Helm
+# kind cluster → this image built (make image) and loaded → cert-manager from its Helm
 # chart at the version in go.mod → this chart (with the linkerd preset) →
 # the same e2e/ suite with USE_EXISTING_CLUSTER=true.
 set -euo pipefail
@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 BIN=$PWD/bin
 CLUSTER=${KIND_CLUSTER:-linkerd-ca-issuer-e2e}
-IMAGE=linkerd-ca-issuer:e2e
+IMAGE_REPO=ghcr.io/linkerd-ca-issuer/linkerd-ca-issuer
+VERSION=$(make -s version)
 CERT_MANAGER_VERSION=$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)
 TRUST_MANAGER_VERSION=$(cd hack/trust-manager && go list -m -f '{{.Version}}' github.com/cert-manager/trust-manager)
 # Every namespace the suite uses must be watched by the installed issuer.
@@ -23,8 +24,9 @@ if ! "$BIN/kind" get clusters | grep -qx "$CLUSTER"; then
   "$BIN/kind" create cluster --name "$CLUSTER" --wait 120s
 fi
 
-docker build -t "$IMAGE" --build-arg VERSION=e2e .
-"$BIN/kind" load docker-image "$IMAGE" --name "$CLUSTER"
+# The release's image, built without Docker (make image), loaded as is.
+make image
+"$BIN/kind" load image-archive "bin/image/linkerd-ca-issuer-linux-$(go env GOARCH).tar" --name "$CLUSTER"
 
 # cert-manager's approver approves requests for this issuer only because the
 # chart below grants its service account `approve` on our signers (its
@@ -37,14 +39,17 @@ docker build -t "$IMAGE" --build-arg VERSION=e2e .
 "$BIN/helm" upgrade --install trust-manager oci://quay.io/jetstack/charts/trust-manager \
   --version "$TRUST_MANAGER_VERSION" --namespace cert-manager --wait
 
-"$BIN/kubectl" create namespace e2e-kind --dry-run=client -o yaml | "$BIN/kubectl" apply -f -
+# The chart creates the watched namespaces (a fresh cluster). Helm cannot
+# create the CRDs and the linkerd preset's objects in one release: install,
+# then switch the preset on, as the chart's README says.
 "$BIN/helm" upgrade --install linkerd-ca-issuer charts/linkerd-ca-issuer \
   --namespace linkerd-ca-issuer --create-namespace \
-  --set image.repository=linkerd-ca-issuer --set image.tag=e2e --set image.pullPolicy=Never \
+  --set image.repository=$IMAGE_REPO --set image.tag="$VERSION" --set image.pullPolicy=Never \
   --set "watchNamespaces=$WATCH" \
   --set clusterResourceNamespace=cert-manager \
   --set kubernetesCSR.enabled=true --set "kubernetesCSR.requesters={$CSR_REQUESTER}" \
-  --set linkerd.enabled=true --set linkerd.namespace=e2e-kind \
   --wait
+"$BIN/helm" upgrade linkerd-ca-issuer charts/linkerd-ca-issuer --namespace linkerd-ca-issuer \
+  --reuse-values --set linkerd.enabled=true --set linkerd.namespace=e2e-kind --wait
 
 USE_EXISTING_CLUSTER=true go test -tags e2e -count=1 -timeout 20m -v ./e2e/

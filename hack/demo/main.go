@@ -33,7 +33,6 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 const (
@@ -204,7 +203,9 @@ func originalGuide(ctx context.Context, cp *localcp.ControlPlane) (*corev1.Secre
 	}
 	fmt.Printf("3. LinkerdCAIssuer %s/%s: Ready=%s (%s)\n", ns, issuer.Name, ready.Status, ready.Message)
 
-	crt := testpki.SeedCertificate(ns)
+	// The guide's Certificate (48h, renewed at 25h), signed by the namespaced
+	// issuer instead of the cluster one.
+	crt := guide.IdentityIssuerCertificate(ns, guide.IdentityIssuer)
 	crt.Spec.IssuerRef = cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: issuer.Name}
 	if err := c.Create(ctx, crt); err != nil {
 		return nil, fmt.Errorf("step 4, creating the Certificate: %w", err)
