@@ -26,6 +26,8 @@ const (
 	checkCertificateReady = "the identity issuer Certificate is Ready"
 	checkIssuerReady      = "the identity issuer's LinkerdCA issuer is Ready"
 	checkSecretReadable   = "can read the identity issuer Secret"
+	checkInstalled        = "linkerd-ca-issuer's API is served"
+	checkExternalIssuer   = "the identity issuer is an external one (kubernetes.io/tls)"
 	checkTrustRootsExist  = "Linkerd's trust roots ConfigMap exists"
 )
 
@@ -107,12 +109,26 @@ func (o *checkCmd) gather(ctx context.Context, g *globals) []identitycheck.Resul
 	if err != nil {
 		return []identitycheck.Result{{Name: checkSecretReadable, Status: identitycheck.Fail, Detail: err.Error()}}
 	}
+	// linkerd check runs this extension on every cluster, so a cluster
+	// without this issuer, or whose Linkerd makes its own issuer, gets a
+	// warning that says so rather than failed checks.
+	switch _, err := c.RESTMapper().RESTMapping(v1alpha1.GroupVersion.WithKind(v1alpha1.IssuerKind).GroupKind(), v1alpha1.GroupVersion.Version); {
+	case meta.IsNoMatchError(err):
+		return []identitycheck.Result{{Name: checkInstalled, Status: identitycheck.Warn,
+			Detail: fmt.Sprintf("no %s API in this cluster, so nothing of linkerd-ca-issuer's to check; install it to have cert-manager sign Linkerd's identity issuer", v1alpha1.GroupVersion)}}
+	case err != nil:
+		return []identitycheck.Result{{Name: checkInstalled, Status: identitycheck.Fail, Detail: fmt.Sprintf("discovering the %s API: %v", v1alpha1.GroupVersion, err)}}
+	}
 	if g.verbose {
 		fmt.Fprintf(g.stderr, "reading Secret %s/%s, ConfigMap %s/%s and the Certificate writing the Secret\n", ns, o.secret, ns, o.trustRoots)
 	}
 	var s corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.secret}, &s); err != nil {
 		return []identitycheck.Result{{Name: checkSecretReadable, Status: identitycheck.Fail, Detail: fmt.Sprintf("reading Secret %s/%s: %v", ns, o.secret, err)}}
+	}
+	if _, ok := s.Data["ca.crt"]; !ok && len(s.Data["crt.pem"]) > 0 {
+		return []identitycheck.Result{{Name: checkExternalIssuer, Status: identitycheck.Warn,
+			Detail: fmt.Sprintf("Secret %s/%s holds crt.pem and key.pem: Linkerd makes its own issuer here (scheme linkerd.io/tls), which linkerd check's own identity checks cover", ns, o.secret)}}
 	}
 	results := issuerReady(ctx, c, ns, o.secret)
 	in.CACert, in.TLSCert, in.TLSKey = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]

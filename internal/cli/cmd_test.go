@@ -343,7 +343,12 @@ func TestContextSelection(t *testing.T) {
 			case "/api":
 				fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"]}`)
 			case "/apis":
-				fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[]}`)
+				fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[`+
+					`{"name":"linkerdca.io","versions":[{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}],`+
+					`"preferredVersion":{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}}]}`)
+			case "/apis/linkerdca.io/v1alpha1":
+				fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"linkerdca.io/v1alpha1","resources":[`+
+					`{"name":"linkerdcaissuers","namespaced":true,"kind":"LinkerdCAIssuer","verbs":["get","list"]}]}`)
 			case "/api/v1":
 				fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[`+
 					`{"name":"secrets","namespaced":true,"kind":"Secret","verbs":["get","create"]},`+
@@ -409,5 +414,68 @@ contexts:
 		if h := <-hits; h.path != tc.path {
 			t.Errorf("%v: created at %s, want %s", tc.args, h.path, tc.path)
 		}
+	}
+}
+
+// fakeAPIServer serves the discovery of core/v1 and, when ours is set,
+// linkerdca.io; every object is the given Secret or not found.
+func fakeAPIServer(t *testing.T, ours bool, secret string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api":
+			fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"]}`)
+		case "/apis":
+			groups := ""
+			if ours {
+				groups = `{"name":"linkerdca.io","versions":[{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}],"preferredVersion":{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}}`
+			}
+			fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[`+groups+`]}`)
+		case "/api/v1":
+			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"secrets","namespaced":true,"kind":"Secret","verbs":["get"]}]}`)
+		case "/apis/linkerdca.io/v1alpha1":
+			if !ours {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"linkerdca.io/v1alpha1","resources":[{"name":"linkerdcaissuers","namespaced":true,"kind":"LinkerdCAIssuer","verbs":["get"]}]}`)
+		case "/api/v1/namespaces/linkerd/secrets/linkerd-identity-issuer":
+			if secret != "" {
+				fmt.Fprint(w, secret)
+				return
+			}
+			fallthrough
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestCheckOnClustersWithoutThisIssuer: linkerd check runs this extension
+// on every cluster; where this issuer is not installed, or Linkerd makes
+// its own issuer, it warns and passes instead of failing linkerd check.
+func TestCheckOnClustersWithoutThisIssuer(t *testing.T) {
+	linkerdOwn := `{"kind":"Secret","apiVersion":"v1","metadata":{"name":"linkerd-identity-issuer","namespace":"linkerd"},"data":{"crt.pem":"Y2VydA==","key.pem":"a2V5"}}`
+	for _, tc := range []struct {
+		name   string
+		ours   bool
+		secret string
+		code   int
+		want   string
+	}{
+		{"no linkerdca.io API", false, "", 0, "‼ linkerd-ca-issuer's API is served\n    no linkerdca.io/v1alpha1 API in this cluster"},
+		{"Linkerd's own issuer", true, linkerdOwn, 0, "‼ the identity issuer is an external one (kubernetes.io/tls)\n    Secret linkerd/linkerd-identity-issuer holds crt.pem and key.pem"},
+		{"this issuer installed, no Secret", true, "", 1, "× can read the identity issuer Secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, "check", "--server", fakeAPIServer(t, tc.ours, tc.secret), "--token", "t")
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d (want %d)\n%s%s", code, tc.code, out, errOut)
+			}
+		})
 	}
 }
