@@ -240,9 +240,26 @@ func TestChartFreshClusterInstall(t *testing.T) {
 		t.Errorf("an upgrade recreated the preset: issuer %s→%s, Certificate %s→%s", iss.UID, iss2.UID, cert.UID, cert2.UID)
 	}
 
+	if manifest := helm(t, append([]string{"get", "manifest", release, "--namespace", relNS}, kube...)...); !strings.Contains(manifest, "kind: Namespace\nmetadata:\n  name: "+linkerdNS+"\n") {
+		t.Errorf("the upgrade dropped the Namespace the release made from its manifest:\n%s", manifest)
+	}
+
 	helm(t, append([]string{"uninstall", release, "--namespace", relNS}, kube...)...)
 	if err := cl.Get(ctx, client.ObjectKey{Name: linkerdNS}, &ns); err != nil || ns.DeletionTimestamp != nil {
 		t.Errorf("uninstall deleted the watched namespace: %v", err)
+	}
+
+	// A namespace that already exists, and is not the release's, is left
+	// alone: not in the release, so neither adopted nor deleted with it.
+	helm(t, append([]string{"install", release + "-b", chart, "--namespace", relNS, "--set", "crds.enabled=false",
+		"--set", "watchNamespaces={" + nsPreset + "}", "--set", "approver.enabled=false"}, kube...)...)
+	manifest := helm(t, append([]string{"get", "manifest", release + "-b", "--namespace", relNS}, kube...)...)
+	helm(t, append([]string{"uninstall", release + "-b", "--namespace", relNS}, kube...)...)
+	if strings.Contains(manifest, "kind: Namespace") {
+		t.Errorf("the release took an existing namespace in:\n%s", manifest)
+	}
+	if err := cl.Get(ctx, client.ObjectKey{Name: nsPreset}, &ns); err != nil || ns.DeletionTimestamp != nil {
+		t.Errorf("namespace %s: %v", nsPreset, err)
 	}
 }
 
