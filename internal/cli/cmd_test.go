@@ -334,35 +334,9 @@ func mustAnchor(t *testing.T, p *trustanchor.PEM) *signer.Anchor {
 func TestContextSelection(t *testing.T) {
 	type hit struct{ server, path string }
 	hits := make(chan hit, 16)
-	newServer := func(name string) *httptest.Server {
-		// Just enough of an API server: discovery of core/v1, and no
-		// object anywhere.
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			switch r.URL.Path {
-			case "/api":
-				fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"]}`)
-			case "/apis":
-				fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[`+
-					`{"name":"linkerdca.io","versions":[{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}],`+
-					`"preferredVersion":{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}}]}`)
-			case "/apis/linkerdca.io/v1alpha1":
-				fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"linkerdca.io/v1alpha1","resources":[`+
-					`{"name":"linkerdcaissuers","namespaced":true,"kind":"LinkerdCAIssuer","verbs":["get","list"]}]}`)
-			case "/api/v1":
-				fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[`+
-					`{"name":"secrets","namespaced":true,"kind":"Secret","verbs":["get","create"]},`+
-					`{"name":"configmaps","namespaced":true,"kind":"ConfigMap","verbs":["get"]}]}`)
-			default:
-				hits <- hit{name, r.URL.Path}
-				w.WriteHeader(http.StatusNotFound)
-				fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not here"}`)
-			}
-		}))
-	}
-	east, west := newServer("east"), newServer("west")
-	defer east.Close()
-	defer west.Close()
+	record := func(name string) func(string) { return func(path string) { hits <- hit{name, path} } }
+	eastURL := fakeAPIServer(t, fakeAPI{ours: true, hit: record("east")})
+	westURL := fakeAPIServer(t, fakeAPI{ours: true, hit: record("west")})
 	kubeconfig := filepath.Join(t.TempDir(), "config")
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -380,7 +354,7 @@ contexts:
   context: {cluster: east, user: u}
 - name: west
   context: {cluster: west, user: u, namespace: west-linkerd}
-`, east.URL, west.URL)
+`, eastURL, westURL)
 	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -417,39 +391,54 @@ contexts:
 	}
 }
 
-// fakeAPIServer serves the discovery of core/v1 and, when ours is set,
-// linkerdca.io; every object is the given Secret or not found.
-func fakeAPIServer(t *testing.T, ours bool, secret string) string {
+// fakeAPI is just enough of an API server for the CLI: the discovery of
+// core/v1 and, when ours is set, of linkerdca.io; every object is secret
+// (the identity issuer Secret, as JSON) or not found. hit, when set, is
+// told every path asked for that is not discovery.
+type fakeAPI struct {
+	ours   bool
+	secret string
+	hit    func(path string)
+}
+
+func fakeAPIServer(t *testing.T, api fakeAPI) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/api":
 			fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"]}`)
+			return
 		case "/apis":
 			groups := ""
-			if ours {
+			if api.ours {
 				groups = `{"name":"linkerdca.io","versions":[{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}],"preferredVersion":{"groupVersion":"linkerdca.io/v1alpha1","version":"v1alpha1"}}`
 			}
 			fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[`+groups+`]}`)
+			return
 		case "/api/v1":
-			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"secrets","namespaced":true,"kind":"Secret","verbs":["get"]}]}`)
+			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[`+
+				`{"name":"secrets","namespaced":true,"kind":"Secret","verbs":["get","create"]},`+
+				`{"name":"configmaps","namespaced":true,"kind":"ConfigMap","verbs":["get"]}]}`)
+			return
 		case "/apis/linkerdca.io/v1alpha1":
-			if !ours {
+			if api.ours {
+				fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"linkerdca.io/v1alpha1","resources":[`+
+					`{"name":"linkerdcaissuers","namespaced":true,"kind":"LinkerdCAIssuer","verbs":["get"]}]}`)
+			} else {
 				w.WriteHeader(http.StatusNotFound)
-				return
 			}
-			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"linkerdca.io/v1alpha1","resources":[{"name":"linkerdcaissuers","namespaced":true,"kind":"LinkerdCAIssuer","verbs":["get"]}]}`)
-		case "/api/v1/namespaces/linkerd/secrets/linkerd-identity-issuer":
-			if secret != "" {
-				fmt.Fprint(w, secret)
-				return
-			}
-			fallthrough
-		default:
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
+			return
 		}
+		if api.hit != nil {
+			api.hit(r.URL.Path)
+		}
+		if api.secret != "" && r.URL.Path == "/api/v1/namespaces/linkerd/secrets/linkerd-identity-issuer" {
+			fmt.Fprint(w, api.secret)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not here"}`)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -472,7 +461,7 @@ func TestCheckOnClustersWithoutThisIssuer(t *testing.T) {
 		{"this issuer installed, no Secret", true, "", 1, "× can read the identity issuer Secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := run(t, "check", "--server", fakeAPIServer(t, tc.ours, tc.secret), "--token", "t")
+			code, out, errOut := run(t, "check", "--server", fakeAPIServer(t, fakeAPI{ours: tc.ours, secret: tc.secret}), "--token", "t")
 			if code != tc.code || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d (want %d)\n%s%s", code, tc.code, out, errOut)
 			}
