@@ -292,6 +292,10 @@ func TestCLI(t *testing.T) {
 	if after := mustSecret(t, nsMetrics, "cli-anchor"); !bytes.Equal(before.Data["tls.crt"], after.Data["tls.crt"]) {
 		t.Error("the refused create replaced the anchor")
 	}
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsMetrics, Name: "cli-opaque"}, Data: map[string][]byte{"x": []byte("y")}})
+	if code, out := linkerdCA("trust-anchor", "create", "--name", "cli-opaque", "--overwrite"); code != 1 || !strings.Contains(out, "is of type Opaque and a Secret's type cannot change") {
+		t.Errorf("--overwrite of an Opaque Secret: %d %s", code, out)
+	}
 
 	roots := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: nsMetrics, Name: "linkerd-identity-trust-roots"},

@@ -139,7 +139,10 @@ func (o *anchorCreate) store(cmd *cobra.Command, g *globals, secret *corev1.Secr
 		if err := c.Get(ctx, client.ObjectKeyFromObject(secret), &existing); err != nil {
 			return fmt.Errorf("reading %s: %w", ref, err)
 		}
-		existing.Type, existing.Data = secret.Type, secret.Data
+		if existing.Type != corev1.SecretTypeTLS {
+			return fmt.Errorf("%s is of type %s and a Secret's type cannot change: delete it first, or choose another --name", ref, existing.Type)
+		}
+		existing.Data = secret.Data
 		if err := c.Update(ctx, &existing); err != nil {
 			return fmt.Errorf("replacing %s: %w", ref, err)
 		}
