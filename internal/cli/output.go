@@ -69,7 +69,7 @@ func printResults(w io.Writer, format string, results []identitycheck.Result) er
 			fmt.Fprintf(&b, "%s\n%s\n", category, strings.Repeat("-", len(category)))
 		}
 		shown++
-		fmt.Fprintf(&b, "%s %s\n", mark[r.Status], r.Name)
+		fmt.Fprintf(&b, "%s %s\n", r.Status.Mark(), r.Name)
 		if r.Detail != "" {
 			fmt.Fprintf(&b, "    %s\n", r.Detail)
 		}
@@ -77,9 +77,11 @@ func printResults(w io.Writer, format string, results []identitycheck.Result) er
 	if shown > 0 {
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "Status check results are %s\n", map[bool]string{true: mark[identitycheck.Pass], false: mark[identitycheck.Fail]}[success])
+	summary := identitycheck.Fail
+	if success {
+		summary = identitycheck.Pass
+	}
+	fmt.Fprintf(&b, "Status check results are %s\n", summary.Mark())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-
-var mark = map[identitycheck.Status]string{identitycheck.Pass: "√", identitycheck.Warn: "‼", identitycheck.Fail: "×"}

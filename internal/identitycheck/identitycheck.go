@@ -37,12 +37,16 @@ type Result struct {
 	Detail string
 }
 
+// Mark is how linkerd check prints the status: √, ‼ or ×.
+func (s Status) Mark() string {
+	return map[Status]string{Pass: "√", Warn: "‼", Fail: "×"}[s]
+}
+
 func (r Result) String() string {
-	mark := map[Status]string{Pass: "√", Warn: "‼", Fail: "×"}[r.Status]
 	if r.Detail == "" {
-		return mark + " " + r.Name
+		return r.Status.Mark() + " " + r.Name
 	}
-	return mark + " " + r.Name + ": " + r.Detail
+	return r.Status.Mark() + " " + r.Name + ": " + r.Detail
 }
 
 // Input is an identity issuer Secret's data, and optionally Linkerd's trust
