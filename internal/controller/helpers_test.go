@@ -3,10 +3,29 @@ package controller
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"strings"
 	"testing"
 
+	"k8s.io/client-go/tools/events"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
+
+// assertEvents checks that the recorder holds exactly one event per prefix,
+// in order, and nothing else (no prefixes: no event at all).
+func assertEvents(t *testing.T, rec *events.FakeRecorder, prefixes ...string) {
+	t.Helper()
+	var got []string
+	for len(rec.Events) > 0 {
+		got = append(got, <-rec.Events)
+	}
+	ok := len(got) == len(prefixes)
+	for i := 0; ok && i < len(got); i++ {
+		ok = strings.HasPrefix(got[i], prefixes[i])
+	}
+	if !ok {
+		t.Errorf("events %q\nwant one each, and only, with the prefixes %q", got, prefixes)
+	}
+}
 
 func decodeOne(t *testing.T, b []byte) *x509.Certificate {
 	t.Helper()
