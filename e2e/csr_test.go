@@ -156,10 +156,7 @@ func TestDeniedIsNeverSigned(t *testing.T) {
 		"this CertificateRequest may not be approved")
 	create(t, policy, binding)
 
-	create(t, anchorSecret(nsDenied, "anchor", newAnchor(t)))
-	iss := linkerdIssuer(nsDenied, "linkerd", "anchor")
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	_, iss := readyIssuer(t, nsDenied, "linkerd", "anchor")
 
 	csrPEM, _, err := testpki.CSRFor(testpki.SeedCertificate(nsDenied))
 	if err != nil {

@@ -242,11 +242,7 @@ func firstSignatureAfter(t *testing.T, replica string, at time.Time, timeout tim
 // failed over, and loses its anchor; every request ends Ready, each with
 // exactly one certificate, and the issuer recovers by itself.
 func TestFaults(t *testing.T) {
-	anchor := newAnchor(t)
-	create(t, anchorSecret(nsFaults, "anchor", anchor))
-	iss := linkerdIssuer(nsFaults, "linkerd", "anchor")
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	anchor, iss := readyIssuer(t, nsFaults, "linkerd", "anchor")
 	// Whatever happens, the suite's other tests get their issuer back.
 	t.Cleanup(func() {
 		for name := range cp.IssuerMetrics {

@@ -65,11 +65,7 @@ func TestSeedFlow(t *testing.T) {
 // TestAutomaticRotation lets cert-manager renew every ten seconds and checks
 // every revision it writes.
 func TestAutomaticRotation(t *testing.T) {
-	anchor := newAnchor(t)
-	create(t, anchorSecret(nsRotation, "anchor", anchor))
-	iss := linkerdIssuer(nsRotation, "linkerd", "anchor")
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	anchor, iss := readyIssuer(t, nsRotation, "linkerd", "anchor")
 
 	crt := seedCertificate(nsRotation, "rotating", iss.Name)
 	crt.Spec.Duration = &metav1.Duration{Duration: time.Hour}
@@ -104,10 +100,7 @@ func TestAutomaticRotation(t *testing.T) {
 // TestRefusals: requests that would not work as a Linkerd identity issuer
 // end Failed with the rule's message, and leave no Secret behind.
 func TestRefusals(t *testing.T) {
-	create(t, anchorSecret(nsRefusals, "anchor", newAnchor(t)))
-	iss := linkerdIssuer(nsRefusals, "linkerd", "anchor")
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	_, iss := readyIssuer(t, nsRefusals, "linkerd", "anchor")
 
 	for _, tc := range []struct {
 		name   string
@@ -227,10 +220,7 @@ func TestClusterIssuer(t *testing.T) {
 // Certificate yields exactly one CertificateRequest within a minute.
 func TestRefusedCertificateIsNotRetriedAtOnce(t *testing.T) {
 	t.Parallel() // a minute of waiting, beside the other parallel tests
-	create(t, anchorSecret(nsRefusals, "backoff-anchor", newAnchor(t)))
-	iss := linkerdIssuer(nsRefusals, "backoff", "backoff-anchor")
-	create(t, iss)
-	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	_, iss := readyIssuer(t, nsRefusals, "backoff", "backoff-anchor")
 	crt := seedCertificate(nsRefusals, "refused-once", iss.Name)
 	crt.Spec.IsCA = false
 	create(t, crt)

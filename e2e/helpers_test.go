@@ -118,6 +118,18 @@ func linkerdIssuer(ns, name, secret string) *v1alpha1.LinkerdCAIssuer {
 	}
 }
 
+// readyIssuer makes a LinkerdCAIssuer ns/name with a new anchor in Secret
+// ns/secret and waits for it to be Ready.
+func readyIssuer(t *testing.T, ns, name, secret string) (*testpki.Anchor, *v1alpha1.LinkerdCAIssuer) {
+	t.Helper()
+	anchor := newAnchor(t)
+	create(t, anchorSecret(ns, secret, anchor))
+	iss := linkerdIssuer(ns, name, secret)
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	return anchor, iss
+}
+
 // readyClusterIssuer makes a LinkerdCAClusterIssuer with a new anchor in
 // the cluster resource namespace and waits for it to be Ready.
 func readyClusterIssuer(t *testing.T, name, secret string) (*testpki.Anchor, *v1alpha1.LinkerdCAClusterIssuer) {
