@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/pairfile"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/trustanchor"
 )
 
@@ -44,11 +45,13 @@ func newTrustAnchorCreate(g *globals) *cobra.Command {
 		Use:   "create",
 		Short: "Make an ECDSA P-256 root fit for Linkerd, as a kubernetes.io/tls Secret or files",
 		Long: `Make an ECDSA P-256 root CA fit to be Linkerd's trust anchor, and store it as a
-kubernetes.io/tls Secret (in -n, else the context's namespace, else the Linkerd
-namespace), write ca.crt and ca.key into --out-dir, or print the Secret
+kubernetes.io/tls Secret (in -n, else the Linkerd namespace, never the
+kubeconfig context's: a LinkerdCAClusterIssuer reads it from its cluster
+resource namespace, cert-manager in Linkerd's current guide), write ca.crt and ca.key into --out-dir, or print the Secret
 (--dry-run) for a GitOps repository: encrypt it (SealedSecrets, SOPS) before
 you commit it, since it holds the private key.`,
 		Example: `  linkerd-ca trust-anchor create -n linkerd
+  linkerd-ca trust-anchor create -n cert-manager   # for a LinkerdCAClusterIssuer
   linkerd-ca trust-anchor create --dry-run -o yaml | kubeseal -o yaml > trust-anchor.sealed.yaml
   linkerd-ca trust-anchor create --out-dir ./pki`,
 		Args: noArgs,
@@ -57,7 +60,7 @@ you commit it, since it holds the private key.`,
 	f := cmd.Flags()
 	f.StringVar(&o.commonName, "common-name", trustanchor.DefaultCommonName, "Subject common name of the root")
 	f.DurationVar(&o.validity, "validity", trustanchor.DefaultValidity, "How long the root is valid")
-	f.StringVar(&o.outDir, "out-dir", "", "Write ca.crt and ca.key (mode 0600) into this directory instead of a Secret")
+	f.StringVar(&o.outDir, "out-dir", "", "Write ca.crt and ca.key (mode 0600) into this directory of their own instead of a Secret; they are replaced together, never one without the other")
 	f.StringVar(&o.name, "name", "linkerd-trust-anchor", "Name of the kubernetes.io/tls Secret")
 	f.BoolVar(&o.overwrite, "overwrite", false, "Replace an existing trust anchor. Everything it signed stops being trusted: see docs/rotation.md first")
 	f.StringVar(&o.dryRun, "dry-run", "none", `"client" prints the Secret instead of creating it (--dry-run alone means client)`)
@@ -85,10 +88,9 @@ func (o *anchorCreate) run(cmd *cobra.Command, g *globals) error {
 	if o.outDir != "" {
 		return o.writeFiles(g, anchor)
 	}
-	namespace, err := g.kube.namespace(g.linkerdNamespace)
-	if err != nil {
-		return err
-	}
+	// Never the context's namespace: a root key must not land in a team's
+	// namespace because a kubeconfig context selects it.
+	namespace := g.kube.explicitNamespace(g.linkerdNamespace)
 	secret := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: o.name},
@@ -102,25 +104,21 @@ func (o *anchorCreate) run(cmd *cobra.Command, g *globals) error {
 	return o.store(cmd, g, secret)
 }
 
+// writeFiles writes ca.crt and ca.key as a pair (package pairfile): a crash
+// or a failed write leaves the old pair or the new one, never a root key
+// beside another root's certificate, and no key through a symbolic link.
 func (o *anchorCreate) writeFiles(g *globals, anchor *trustanchor.PEM) error {
-	certPath, keyPath := filepath.Join(o.outDir, "ca.crt"), filepath.Join(o.outDir, "ca.key")
-	if !o.overwrite {
-		for _, p := range []string{certPath, keyPath} {
-			if _, err := os.Stat(p); err == nil {
-				return fmt.Errorf(refuseOverwrite, p)
-			}
-		}
+	err := pairfile.Write(o.outDir, []pairfile.File{
+		{Name: "ca.crt", Data: anchor.Certificate, Mode: 0o644},
+		{Name: "ca.key", Data: anchor.Key, Mode: 0o600},
+	}, o.overwrite)
+	if exists := (*pairfile.ExistsError)(nil); errors.As(err, &exists) {
+		return fmt.Errorf(refuseOverwrite, exists.Path)
 	}
-	if err := os.WriteFile(keyPath, anchor.Key, 0o600); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("writing the trust anchor into %s: %w", o.outDir, err)
 	}
-	if err := os.Chmod(keyPath, 0o600); err != nil { // an existing file keeps its mode on write
-		return err
-	}
-	if err := os.WriteFile(certPath, anchor.Certificate, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "trust anchor %s written to %s and %s\n", o.commonName, certPath, keyPath)
+	fmt.Fprintf(g.stdout, "trust anchor %s written to %s and %s\n", o.commonName, filepath.Join(o.outDir, "ca.crt"), filepath.Join(o.outDir, "ca.key"))
 	return nil
 }
 
@@ -150,5 +148,8 @@ func (o *anchorCreate) store(cmd *cobra.Command, g *globals, secret *corev1.Secr
 		return fmt.Errorf("creating %s: %w", ref, err)
 	}
 	fmt.Fprintf(g.stdout, "trust anchor %s stored in %s (kubernetes.io/tls)\n", o.commonName, ref)
+	if g.kube.overrides.Context.Namespace == "" {
+		fmt.Fprintf(g.stderr, "%s: stored in the Linkerd namespace %s (no -n given); a LinkerdCAClusterIssuer reads its anchor from its cluster resource namespace instead (cert-manager in Linkerd's current guide): pass -n there\n", Name, secret.Namespace)
+	}
 	return nil
 }

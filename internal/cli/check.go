@@ -29,6 +29,7 @@ const (
 	checkInstalled        = "linkerd-ca-issuer's API is served"
 	checkExternalIssuer   = "the identity issuer is an external one (kubernetes.io/tls)"
 	checkTrustRootsExist  = "Linkerd's trust roots ConfigMap exists"
+	checkTrustGate        = "the issuer signs only under roots Linkerd trusts"
 )
 
 type checkCmd struct {
@@ -101,6 +102,8 @@ func (o *checkCmd) gather(ctx context.Context, g *globals) []identitycheck.Resul
 			return b
 		}
 		in.CACert, in.TLSCert, in.TLSKey, in.TrustRoots = read("ca.crt"), read("tls.crt"), read("tls.key"), read(v1alpha1.DefaultTrustRootsKey)
+		_, err := os.Stat(filepath.Join(o.dir, v1alpha1.DefaultTrustRootsKey))
+		in.TrustRootsFound = err == nil
 		return identitycheck.Run(in)
 	}
 
@@ -135,7 +138,7 @@ func (o *checkCmd) gather(ctx context.Context, g *globals) []identitycheck.Resul
 	var cm corev1.ConfigMap
 	switch err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.trustRoots}, &cm); {
 	case err == nil:
-		in.TrustRoots = []byte(cm.Data[v1alpha1.DefaultTrustRootsKey])
+		in.TrustRoots, in.TrustRootsFound = []byte(cm.Data[v1alpha1.DefaultTrustRootsKey]), true
 		results = append(results, identitycheck.Result{Name: checkTrustRootsExist, Status: identitycheck.Pass})
 	case apierrors.IsNotFound(err):
 		results = append(results, identitycheck.Result{Name: checkTrustRootsExist, Status: identitycheck.Warn,
@@ -190,14 +193,28 @@ func linkerdCAIssuerReady(ctx context.Context, c client.Client, ns string, ref c
 	if err := c.Get(ctx, key, iss); err != nil {
 		return []identitycheck.Result{{Name: checkIssuerReady, Status: identitycheck.Fail, Detail: fmt.Sprintf("reading %s %s: %v", iss.IssuerKind(), key, err)}}
 	}
-	cond := meta.FindStatusCondition(iss.GetStatus().Conditions, "Ready")
-	switch {
+	ready := identitycheck.Result{Name: checkIssuerReady, Status: identitycheck.Pass}
+	switch cond := meta.FindStatusCondition(iss.GetStatus().Conditions, "Ready"); {
 	case cond == nil:
 		return []identitycheck.Result{{Name: checkIssuerReady, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s %s has no Ready condition yet: is linkerd-ca-issuer running?", iss.IssuerKind(), key)}}
 	case cond.Status != metav1.ConditionTrue:
-		return []identitycheck.Result{{Name: checkIssuerReady, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s %s: %s: %s", iss.IssuerKind(), key, cond.Reason, cond.Message)}}
+		ready = identitycheck.Result{Name: checkIssuerReady, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s %s: %s: %s", iss.IssuerKind(), key, cond.Reason, cond.Message)}
 	}
-	return []identitycheck.Result{{Name: checkIssuerReady, Status: identitycheck.Pass}}
+	return []identitycheck.Result{ready, trustGate(iss, key)}
+}
+
+// trustGate warns when the issuer signs without checking its anchor against
+// Linkerd's trust roots: turned off, or fallen open because the ConfigMap it
+// names does not exist (a typo in spec.trustRoots.configMapName looks so).
+func trustGate(iss v1alpha1.GenericIssuer, key client.ObjectKey) identitycheck.Result {
+	cond := meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionTrustAnchorTrusted)
+	switch {
+	case cond == nil:
+		return identitycheck.Result{Name: checkTrustGate, Status: identitycheck.Warn, Detail: fmt.Sprintf("%s %s has no %s condition yet", iss.IssuerKind(), key, v1alpha1.ConditionTrustAnchorTrusted)}
+	case cond.Status == metav1.ConditionTrue:
+		return identitycheck.Result{Name: checkTrustGate, Status: identitycheck.Pass}
+	}
+	return identitycheck.Result{Name: checkTrustGate, Status: identitycheck.Warn, Detail: fmt.Sprintf("%s %s: %s: %s", iss.IssuerKind(), key, cond.Reason, cond.Message)}
 }
 
 // certificateReady is "" for a Ready Certificate, else why not.

@@ -375,12 +375,14 @@ contexts:
 			t.Errorf("%v: asked %s for %s, want %s for %s", tc.args, h.server, h.path, tc.server, tc.path)
 		}
 	}
-	// trust-anchor create stores in -n, else the context's namespace.
+	// trust-anchor create stores in -n, else the Linkerd namespace, never
+	// the context's: a root key must not land in a team's namespace.
 	for _, tc := range []struct {
 		args []string
 		path string
 	}{
-		{[]string{"--context", "west"}, "/api/v1/namespaces/west-linkerd/secrets"},
+		{[]string{"--context", "west"}, "/api/v1/namespaces/linkerd/secrets"},
+		{[]string{"--context", "west", "-L", "linkerd-b"}, "/api/v1/namespaces/linkerd-b/secrets"},
 		{[]string{"--context", "west", "-n", "cert-manager"}, "/api/v1/namespaces/cert-manager/secrets"},
 		{nil, "/api/v1/namespaces/linkerd/secrets"},
 	} {

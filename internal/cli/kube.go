@@ -54,6 +54,15 @@ func (k *kubeFlags) client() (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
+// explicitNamespace is -n, else fallback: where a command puts what must
+// not land in whatever namespace a kubeconfig context happens to select.
+func (k *kubeFlags) explicitNamespace(fallback string) string {
+	if k.overrides.Context.Namespace != "" {
+		return k.overrides.Context.Namespace
+	}
+	return fallback
+}
+
 // namespace is kubectl's: -n, else the selected context's namespace, else
 // fallback (where kubectl would say "default").
 func (k *kubeFlags) namespace(fallback string) (string, error) {

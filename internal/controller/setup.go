@@ -135,7 +135,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 	if err := s.indexIssuers(ctx, mgr, []v1alpha1.GenericIssuer{issuer, clusterIssuer}); err != nil {
 		return err
 	}
-	w := &watches{recheckInterval: cfg.RecheckInterval}
+	w := &watches{signer: s, recheckInterval: cfg.RecheckInterval}
 	return (&controllers.CombinedController{
 		IssuerTypes:        []issuerapi.Issuer{issuer},
 		ClusterIssuerTypes: []issuerapi.Issuer{clusterIssuer},

@@ -67,7 +67,7 @@ func (s *Signer) Check(ctx context.Context, issuer issuerapi.Issuer) error {
 		return err
 	}
 	p := s.policyFor(iss)
-	anchor, err := s.readAnchor(ctx, iss, p)
+	anchor, err := s.readAnchor(ctx, iss, p, false)
 	if err != nil {
 		s.reportUnusable(ctx, iss, err)
 		return err
@@ -89,7 +89,7 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		return issuersigner.PEMBundle{}, err
 	}
 	p := s.policyFor(iss)
-	anchor, err := s.readAnchor(ctx, iss, p)
+	anchor, err := s.readAnchor(ctx, iss, p, true)
 	if err != nil {
 		return issuersigner.PEMBundle{}, issuersigner.IssuerError{Err: err}
 	}
@@ -105,27 +105,35 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		s.auditRefused(ctx, cr, iss, &signer.Refusal{Rule: "request", Reason: err.Error()})
 		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: fmt.Errorf("reading the request: %w", err)}
 	}
-	// A certificate's validity starts with its request, not with the
-	// attempt that signs it: signing the same request again, after a status
-	// write that failed, then yields the same certificate (signer.Sign).
-	start := s.Clock.Now()
-	at := cr.GetCreationTimestamp().Time
-	if at.IsZero() {
-		at = start
+	start, recorded := validityStart(cr)
+	if !recorded {
+		// A request the policy refuses fails now, not after a round trip.
+		if _, err := p.Check(req); err != nil {
+			return s.refused(ctx, cr, iss, err)
+		}
+		return issuersigner.PEMBundle{}, startValidity()
 	}
-	issued, err := signer.Sign(p, anchor, req, at)
-	if refusal := (*signer.Refusal)(nil); errors.As(err, &refusal) {
-		s.auditRefused(ctx, cr, iss, refusal)
-		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: err}
-	}
+	req.Start = start
+	began := s.Clock.Now()
+	issued, err := signer.Sign(p, anchor, req, began)
 	if err != nil {
-		return issuersigner.PEMBundle{}, err
+		return s.refused(ctx, cr, iss, err)
 	}
-	s.auditSigned(ctx, cr, iss, anchor, issued, s.Clock.Since(start))
+	s.auditSigned(ctx, cr, iss, anchor, issued, s.Clock.Since(began))
 	if issued.CappedAt != nil {
 		s.warnCapped(cr, req.Duration, issued)
 	}
 	return issuersigner.PEMBundle{ChainPEM: issued.CertificatePEM, CAPEM: t.caPEM}, nil
+}
+
+// refused fails a request the policy refuses for good, with an audit line;
+// any other error is retried.
+func (s *Signer) refused(ctx context.Context, cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer, err error) (issuersigner.PEMBundle, error) {
+	if refusal := (*signer.Refusal)(nil); errors.As(err, &refusal) {
+		s.auditRefused(ctx, cr, iss, refusal)
+		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: err}
+	}
+	return issuersigner.PEMBundle{}, err
 }
 
 // generic is the issuer as both kinds share it. issuer-lib hands over only

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
 	corev1 "k8s.io/api/core/v1"
@@ -178,21 +179,37 @@ func TestCheckNeverEchoesKeyMaterial(t *testing.T) {
 // requestUIDs numbers the requests certificateRequest makes.
 var requestUIDs atomic.Int64
 
+// certificateRequest is a request for crt whose validity started (its first
+// signing attempt) a second ago.
 func certificateRequest(t *testing.T, crt *cmapi.Certificate) issuersigner.CertificateRequestObject {
+	t.Helper()
+	return issuersigner.CertificateRequestObjectFromCertificateRequest(newRequest(t, crt, now.Add(-time.Second), now.Add(-time.Second)))
+}
+
+// newRequest is a request for crt created at created and, unless started is
+// zero, with its validity started at started.
+func newRequest(t *testing.T, crt *cmapi.Certificate, created, started time.Time) *cmapi.CertificateRequest {
 	t.Helper()
 	csr, _, err := testpki.CSRFor(crt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return issuersigner.CertificateRequestObjectFromCertificateRequest(&cmapi.CertificateRequest{
+	cr := &cmapi.CertificateRequest{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: crt.Namespace, Name: crt.Name + "-1",
-			UID: types.UID(fmt.Sprintf("uid-%d", requestUIDs.Add(1))), CreationTimestamp: metav1.NewTime(now.Add(-time.Second)),
+			UID: types.UID(fmt.Sprintf("uid-%d", requestUIDs.Add(1))), CreationTimestamp: metav1.NewTime(created),
 		},
 		Spec: cmapi.CertificateRequestSpec{
 			Request: csr, IsCA: crt.Spec.IsCA, Usages: crt.Spec.Usages, Duration: crt.Spec.Duration,
 		},
-	})
+	}
+	if !started.IsZero() {
+		at := metav1.NewTime(started)
+		cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
+			Type: ConditionValidityStarted, Status: cmmeta.ConditionTrue, Reason: ReasonFirstSigningAttempt, LastTransitionTime: &at,
+		})
+	}
+	return cr
 }
 
 func TestSign(t *testing.T) {

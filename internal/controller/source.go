@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
@@ -46,6 +47,18 @@ func TrustRootsConfigMap(iss v1alpha1.GenericIssuer) (ref types.NamespacedName, 
 	return ref, key, true
 }
 
+// checkScope refuses a namespaced issuer in the cluster resource namespace.
+// It would sign with any cluster issuer's anchor Secret there, without the
+// control plane namespace rule, for anyone allowed to create issuers and
+// Certificates in that namespace, even without leave to read its Secrets.
+func (s *Signer) checkScope(iss v1alpha1.GenericIssuer) error {
+	if iss.IsClusterScoped() || iss.GetNamespace() != s.ClusterResourceNamespace {
+		return nil
+	}
+	return fmt.Errorf("%s %s/%s is in namespace %q, the cluster resource namespace, where LinkerdCAClusterIssuers keep their trust anchors; a namespaced issuer there would sign with them for anyone who may create Certificates in it, so it is refused. Use a %s (it signs only for its spec.controlPlaneNamespace), or put the issuer and its anchor Secret in another namespace (--cluster-resource-namespace, Helm value clusterResourceNamespace, names this one)",
+		iss.IssuerKind(), iss.GetNamespace(), iss.GetName(), s.ClusterResourceNamespace, v1alpha1.ClusterIssuerKind)
+}
+
 func (s *Signer) checkWatched(what string, ref types.NamespacedName) error {
 	if !slices.Contains(s.WatchNamespaces, ref.Namespace) {
 		return fmt.Errorf("%s %s: namespace %q is not watched by the controller (watched: %v); add it to --watch-namespaces (Helm value watchNamespaces)", what, ref, ref.Namespace, s.WatchNamespaces)
@@ -56,8 +69,14 @@ func (s *Signer) checkWatched(what string, ref types.NamespacedName) error {
 // readAnchor reads an issuer's trust anchor Secret and proves the anchor
 // usable for the issuer's policy: parsed and checked rule by rule, then a
 // trial chain under it verified. The controller caches only Secrets'
-// metadata; the Secret itself is fetched, and proven, once per revision.
-func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p signer.Policy) (*signer.Anchor, error) {
+// metadata; the Secret itself is fetched and parsed once per revision, and
+// proven once per revision and policy. To sign (fresh), the revision is
+// confirmed with the API server rather than the informer, which can lag: a
+// key is never used once its Secret has changed.
+func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p signer.Policy, fresh bool) (*signer.Anchor, error) {
+	if err := s.checkScope(iss); err != nil {
+		return nil, err
+	}
 	ref := s.AnchorSecret(iss)
 	if err := s.checkWatched("trust anchor Secret", ref); err != nil {
 		return nil, err
@@ -65,37 +84,46 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 	notFound := fmt.Errorf("trust anchor Secret %s not found; create it with type kubernetes.io/tls and the root CA in tls.crt and tls.key", ref)
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := s.Client.Get(ctx, ref, m); err != nil {
+	var metadata client.Reader = s.Client
+	if fresh {
+		metadata = s.Secrets
+	}
+	if err := metadata.Get(ctx, ref, m); err != nil {
 		if apierrors.IsNotFound(err) {
+			s.parsed.secretChanged(ref, version{})
 			return nil, notFound
 		}
 		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 	}
-	now := s.Clock.Now()
-	if a := s.parsed.anchor(ref, p, version{m.UID, m.ResourceVersion}); a != nil {
-		if err := signer.CheckAnchorValidity(a.Certificate, now); err != nil {
+	now, v, policy := s.Clock.Now(), version{m.UID, m.ResourceVersion}, policyKey(p)
+	anchor, proven := s.parsed.anchor(ref, v, policy)
+	if anchor == nil {
+		var secret corev1.Secret
+		if err := s.Secrets.Get(ctx, ref, &secret); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, notFound
+			}
+			return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
+		}
+		if secret.Type != corev1.SecretTypeTLS {
+			return nil, fmt.Errorf("trust anchor Secret %s has type %q; it must be of type %s (tls.crt and tls.key)", ref, secret.Type, corev1.SecretTypeTLS)
+		}
+		a, err := signer.ParseAnchor(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], now)
+		if err != nil {
 			return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 		}
-		return a, nil
+		anchor, v = a, version{secret.UID, secret.ResourceVersion}
+		s.parsed.putAnchor(ref, v, anchor)
 	}
-	var secret corev1.Secret
-	if err := s.Secrets.Get(ctx, ref, &secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, notFound
-		}
-		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
-	}
-	if secret.Type != corev1.SecretTypeTLS {
-		return nil, fmt.Errorf("trust anchor Secret %s has type %q; it must be of type %s (tls.crt and tls.key)", ref, secret.Type, corev1.SecretTypeTLS)
-	}
-	anchor, err := signer.ParseAnchor(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], now)
-	if err == nil {
-		err = signer.CheckTrialChain(p, anchor, now)
-	}
-	if err != nil {
+	if err := signer.CheckAnchorValidity(anchor.Certificate, now); err != nil {
 		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 	}
-	s.parsed.putAnchor(ref, p, version{secret.UID, secret.ResourceVersion}, anchor)
+	if !proven {
+		if err := signer.CheckTrialChain(p, anchor, now); err != nil {
+			return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
+		}
+		s.parsed.prove(ref, v, policy)
+	}
 	return anchor, nil
 }
 
@@ -124,8 +152,9 @@ func trustCondition(status metav1.ConditionStatus, reason, format string, args .
 
 // readTrust reads Linkerd's trust roots for an issuer. While the ConfigMap
 // exists the anchor must be in it, and ca.crt becomes the whole bundle;
-// without it (Linkerd not installed yet) issuance goes on with the anchor
-// alone. The error is for what could not be read at all.
+// without it issuance goes on with the anchor alone, so that the issuer can
+// be installed before Linkerd, and the condition and a Warning event say the
+// gate is off (ReasonTrustGateOff). The error is for what could not be read at all.
 func (s *Signer) readTrust(ctx context.Context, iss v1alpha1.GenericIssuer, anchor *signer.Anchor) (trust, error) {
 	t := trust{caPEM: anchor.PEM}
 	ref, key, ok := TrustRootsConfigMap(iss)
@@ -140,8 +169,8 @@ func (s *Signer) readTrust(ctx context.Context, iss v1alpha1.GenericIssuer, anch
 	var cm corev1.ConfigMap
 	if err := s.Client.Get(ctx, ref, &cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			t.condition = trustCondition(metav1.ConditionUnknown, ReasonTrustRootsNotFound,
-				"ConfigMap %s not found: Linkerd is not installed yet, so ca.crt is the anchor alone; once it exists the anchor must be in it", ref)
+			t.condition = trustCondition(metav1.ConditionUnknown, ReasonTrustGateOff,
+				"the trust gate is off: ConfigMap %s not found, so this anchor is used without checking that Linkerd trusts it, and ca.crt is the anchor alone. Before Linkerd is installed that is expected; once it is, check spec.trustRoots.configMapName (Linkerd reads %s), since a wrong name keeps the gate off", ref, v1alpha1.DefaultTrustRootsConfigMap)
 			return t, nil
 		}
 		err = fmt.Errorf("reading trust roots ConfigMap %s: %w", ref, err)

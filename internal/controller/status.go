@@ -28,7 +28,11 @@ const (
 	ReasonTrusted               = "Trusted"
 	ReasonTrustAnchorNotTrusted = "TrustAnchorNotTrusted"
 	ReasonTrustRootsNotFound    = "TrustRootsNotFound"
-	ReasonCheckDisabled         = "CheckDisabled"
+	// ReasonTrustGateOff: the trust roots ConfigMap does not exist, so the
+	// anchor is used unchecked. Fails open for Linkerd's bootstrap; a typo
+	// in spec.trustRoots.configMapName looks the same, hence the warning.
+	ReasonTrustGateOff  = "TrustGateOff"
+	ReasonCheckDisabled = "CheckDisabled"
 	// ReasonTrustAnchorUnusable: the anchor Secret is missing or broken, so
 	// whether Linkerd trusts it is unknown until it is fixed.
 	ReasonTrustAnchorUnusable = "TrustAnchorUnusable"
@@ -39,6 +43,7 @@ const (
 	EventTrustAnchorExpiring        = "TrustAnchorExpiring"
 	EventTrustAnchorNamedLikeIssuer = "TrustAnchorNamedLikeIssuer"
 	EventNotAfterCapped             = "NotAfterCapped"
+	EventTrustGateOff               = ReasonTrustGateOff
 )
 
 // reportAnchor publishes what the controller knows of an issuer's usable
@@ -69,6 +74,7 @@ func (s *Signer) reportAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p
 			"the trust anchor's subject %s is the identity issuer's own; signing goes on, with the anchor's key identifier set explicitly, but tools that match certificates by name can confuse the two. Name the next root CN=root.%s.%s, as Linkerd's guides do (linkerd-ca trust-anchor create's default).",
 			want.Subject, p.ControlPlaneNamespace, p.TrustDomain)
 	}
+	s.warnGateOff(iss, t.condition)
 	cond := s.conditionFor(iss, t.condition)
 	if have != nil && *have == *want && sameCondition(iss, cond) {
 		return
@@ -76,6 +82,17 @@ func (s *Signer) reportAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p
 	if err := s.applyAnchorStatus(ctx, iss, want, cond); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "updating status.trustAnchor")
 	}
+}
+
+// warnGateOff records a Warning event when an issuer's trust gate turns off.
+func (s *Signer) warnGateOff(iss v1alpha1.GenericIssuer, cond metav1.Condition) {
+	if s.EventRecorder == nil || cond.Reason != ReasonTrustGateOff {
+		return
+	}
+	if have := meta.FindStatusCondition(iss.GetStatus().Conditions, ConditionTrustAnchorTrusted); have != nil && have.Reason == ReasonTrustGateOff {
+		return
+	}
+	s.EventRecorder.Eventf(iss, nil, corev1.EventTypeWarning, EventTrustGateOff, "Check", "%s", cond.Message)
 }
 
 // reportUnusable sets TrustAnchorTrusted to Unknown while the anchor cannot

@@ -49,7 +49,7 @@ func TestTrustRoots(t *testing.T) {
 		err     string // prefix, when not Ready
 	}{
 		{name: "no trust roots yet: ca.crt is the anchor", issuer: issuer("linkerd"),
-			objects: []client.Object{anchorSecret("linkerd", a)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown, reason: ReasonTrustRootsNotFound},
+			objects: []client.Object{anchorSecret("linkerd", a)}, caPEM: a.CertPEM, trusted: metav1.ConditionUnknown, reason: ReasonTrustGateOff},
 		{name: "anchor trusted: ca.crt is the whole bundle", issuer: issuer("linkerd"),
 			objects: []client.Object{anchorSecret("linkerd", a), trustRoots("linkerd", b.CertPEM, []byte("\n"), a.CertPEM)},
 			caPEM:   append(append([]byte{}, b.CertPEM...), a.CertPEM...), trusted: metav1.ConditionTrue, reason: ReasonTrusted},
@@ -138,8 +138,12 @@ func TestCheckReportsTheAnchor(t *testing.T) {
 	if v := metricValue(t, "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", v1alpha1.IssuerKind, "linkerd/linkerd"); v != float64(a.Certificate.NotAfter.Unix()) {
 		t.Errorf("anchor expiry metric %v, want %d", v, a.Certificate.NotAfter.Unix())
 	}
-	assertEvents(t, rec) // none for an anchor valid for a year
+	assertEvents(t, rec, gateOffEvent) // no more for an anchor valid for a year
 }
+
+// gateOffEvent starts the Warning an issuer records when it finds no trust
+// roots ConfigMap, so that its trust gate is off.
+const gateOffEvent = "Warning TrustGateOff the trust gate is off: ConfigMap linkerd/linkerd-identity-trust-roots not found"
 
 func TestCheckWarnsOnceOfAnExpiringAnchor(t *testing.T) {
 	a := newAnchor(t, now.Add(30*24*time.Hour))
@@ -155,7 +159,7 @@ func TestCheckWarnsOnceOfAnExpiringAnchor(t *testing.T) {
 		t.Errorf("status.trustAnchor.expiringSoon not set: %+v", st)
 	}
 	want := "Warning TrustAnchorExpiring the trust anchor CN=root.linkerd.cluster.local (SHA-256 " + signer.Fingerprint(a.Certificate) + ") expires at 2026-12-29T12:00:00Z, in less than 1440h0m0s"
-	assertEvents(t, rec, want) // once per anchor
+	assertEvents(t, rec, want, gateOffEvent) // once per anchor, and the gate once
 }
 
 func TestSignMetrics(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -66,6 +67,7 @@ func (s *Signer) indexIssuers(ctx context.Context, mgr ctrl.Manager, kinds []v1a
 // expires, or starts to expire soon, without any object changing), and an
 // issuer's deletion, which ends its metric series.
 type watches struct {
+	signer          *Signer
 	recheckInterval time.Duration
 }
 
@@ -83,17 +85,14 @@ func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl
 		return fmt.Errorf("issuer kind %s is no GenericIssuer", gvk.Kind)
 	}
 	c := mgr.GetClient()
-	b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+	parsed := &w.signer.parsed
+	b.WatchesMetadata(&corev1.Secret{}, evicting(parsed.secretChanged, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return referencing(ctx, c, kind, anchorSecretField, client.ObjectKeyFromObject(o).String())
-	}))
-	b.Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+	})))
+	b.Watches(&corev1.ConfigMap{}, evicting(parsed.configMapChanged, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return referencing(ctx, c, kind, trustRootsField, client.ObjectKeyFromObject(o).String())
-	}))
-	b.Watches(kind.New(), handler.Funcs{DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		if iss, ok := e.Object.(v1alpha1.GenericIssuer); ok {
-			metrics.Forget(issuerLabels(iss))
-		}
-	}})
+	})))
+	b.Watches(kind.New(), w.issuerEvents())
 	if w.recheckInterval <= 0 {
 		return nil
 	}
@@ -102,6 +101,44 @@ func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		return sendRechecks(ctx, c, kind, w.recheckInterval, ticks)
 	}))
+}
+
+// issuerEvents ends a deleted issuer's metric series, and drops the anchor,
+// key included, of a Secret an issuer no longer names or that belonged to
+// an issuer now gone.
+func (w *watches) issuerEvents() handler.EventHandler {
+	return handler.Funcs{
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			older, ok1 := e.ObjectOld.(v1alpha1.GenericIssuer)
+			newer, ok2 := e.ObjectNew.(v1alpha1.GenericIssuer)
+			if ok1 && ok2 && w.signer.AnchorSecret(older) != w.signer.AnchorSecret(newer) {
+				w.signer.parsed.secretChanged(w.signer.AnchorSecret(older), version{})
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if iss, ok := e.Object.(v1alpha1.GenericIssuer); ok {
+				metrics.Forget(issuerLabels(iss))
+				w.signer.parsed.secretChanged(w.signer.AnchorSecret(iss), version{})
+			}
+		},
+	}
+}
+
+// evicting has the parsed cache drop an object's old revision, or the
+// object once deleted, before next re-checks the issuers that use it.
+func evicting(changed func(types.NamespacedName, version), next handler.EventHandler) handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: next.Create,
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			changed(client.ObjectKeyFromObject(e.ObjectNew), version{e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion()})
+			next.Update(ctx, e, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			changed(client.ObjectKeyFromObject(e.Object), version{})
+			next.Delete(ctx, e, q)
+		},
+		GenericFunc: next.Generic,
+	}
 }
 
 // referencing maps a Secret or ConfigMap event to the issuers that use it.

@@ -54,7 +54,11 @@ func (r Result) String() string {
 type Input struct {
 	CACert, TLSCert, TLSKey []byte
 	TrustRoots              []byte
-	Now                     time.Time
+	// TrustRootsFound says the trust roots' ConfigMap (or file) exists, so
+	// that empty TrustRoots is a bundle Linkerd trusts nothing from, not an
+	// unknown one.
+	TrustRootsFound bool
+	Now             time.Time
 }
 
 // The names of the checks, as `linkerd check` prints them.
@@ -73,6 +77,9 @@ const (
 )
 
 const sixtyDays = 60 * 24 * time.Hour
+
+// trustRootsKey is where Linkerd reads its trust roots bundle from.
+const trustRootsKey = "ca-bundle.crt"
 
 // Failed reports whether any result failed.
 func Failed(results []Result) bool {
@@ -106,7 +113,10 @@ func Run(in Input) []Result {
 	add(IssuerIsCA, isCA(issuer))
 	add(IssuedByAnchor, verify(issuer, anchors, in.Now))
 	add(TrialIssuance, trialIssuance(issuer, key, anchors, in.Now))
-	if len(in.TrustRoots) > 0 {
+	switch {
+	case in.TrustRootsFound && len(in.TrustRoots) == 0:
+		add(ChainsToTrustRoots, fmt.Errorf("the trust roots have no %s, or it is empty, so Linkerd trusts no root and every proxy fails; publish the roots into it (trust-manager's Bundle, or `linkerd-ca trust-roots render`)", trustRootsKey))
+	case len(in.TrustRoots) > 0:
 		roots, err := signer.ParseTrustBundle(in.TrustRoots)
 		if err == nil {
 			err = verify(issuer, roots, in.Now)

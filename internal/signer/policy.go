@@ -44,7 +44,13 @@ type Request struct {
 	// Requester is the user who made a Kubernetes CertificateSigningRequest.
 	Requester string
 	// CSR is the PEM certificate signing request.
-	CSR         []byte
+	CSR []byte
+	// Start is when the certificate's validity starts: a time recorded on
+	// the request at its first signing attempt, so that a request that
+	// waited (for approval, or for its issuer to be Ready) still gets its
+	// whole duration, and signing it again yields the same certificate.
+	// Zero: the signing time.
+	Start       time.Time
 	Duration    time.Duration
 	IsCA        bool
 	KeyUsage    x509.KeyUsage
@@ -79,6 +85,9 @@ const (
 	RuleSubject   = "subject"
 	RuleSANs      = "subjectAltNames"
 	RuleDuration  = "duration"
+	// RuleValidity refuses a certificate that would be born expired,
+	// inverted or shorter-lived than minDuration (validity.go).
+	RuleValidity = "validity"
 )
 
 func refuse(rule, format string, args ...any) error {

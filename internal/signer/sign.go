@@ -23,10 +23,11 @@ const ClockSkew = time.Minute
 var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
 
 // serialFor is a request's serial: random without an ID; with one, an
-// HMAC-SHA256 of the ID and the CSR under a key derived from the anchor's
-// private key, so it is the same for the same request and unpredictable to
-// anyone without that key.
-func (a *Anchor) serialFor(req Request) *big.Int {
+// HMAC-SHA256 of the ID, the CSR and the validity start under a key derived
+// from the anchor's private key, so it is the same for the same request and
+// start, unpredictable to anyone without that key, and never shared by two
+// certificates of different validity.
+func (a *Anchor) serialFor(req Request, start time.Time) *big.Int {
 	if req.ID == "" {
 		serial, err := rand.Int(rand.Reader, serialLimit)
 		if err != nil {
@@ -45,6 +46,8 @@ func (a *Anchor) serialFor(req Request) *big.Int {
 	mac.Write([]byte(req.ID))
 	mac.Write([]byte{0})
 	mac.Write(req.CSR)
+	mac.Write([]byte{0})
+	mac.Write([]byte(start.UTC().Format(time.RFC3339Nano)))
 	serial := new(big.Int).SetBytes(mac.Sum(nil)[:16])
 	if serial.Sign() == 0 {
 		serial.SetInt64(1) // a serial must be positive
@@ -66,20 +69,26 @@ type Issued struct {
 }
 
 // Sign checks the request against the policy and, if it holds, signs it with
-// the anchor, valid from at. Nothing is copied from the CSR but its public
-// key and the names the policy has already pinned.
+// the anchor, valid from req.Start (now when zero). Nothing is copied from
+// the CSR but its public key and the names the policy has already pinned.
+// A certificate that would not live at least the policy's MinDuration from
+// now, or would expire before it starts, is refused (RuleValidity).
 //
 // Signing is idempotent: for a request with an ID, the serial comes from the
-// anchor's key, the ID and the CSR, and the signature is deterministic (RFC
-// 6979 for ECDSA; PKCS #1 v1.5 is so already), so signing the same request
-// at the same time again yields the very same certificate. A controller that
-// signs, then fails to record the result and retries, issues nothing new.
-func Sign(p Policy, anchor *Anchor, req Request, at time.Time) (*Issued, error) {
+// anchor's key, the ID, the CSR and the start, and the signature is
+// deterministic (RFC 6979 for ECDSA; PKCS #1 v1.5 is so already), so signing
+// the same request with the same start again yields the very same
+// certificate. A controller that signs, then fails to record the result and
+// retries, issues nothing new.
+func Sign(p Policy, anchor *Anchor, req Request, now time.Time) (*Issued, error) {
 	csr, err := p.Check(req)
 	if err != nil {
 		return nil, err
 	}
-	tmpl, capped := Template(p, anchor, csr, req, at)
+	tmpl, capped := Template(p, anchor, csr, req, now)
+	if err := checkValidity(p, anchor, req, tmpl, now); err != nil {
+		return nil, err
+	}
 	var random io.Reader // nil: a deterministic signature
 	if req.ID == "" {
 		random = rand.Reader
@@ -103,15 +112,20 @@ func Sign(p Policy, anchor *Anchor, req Request, at time.Time) (*Issued, error) 
 	return issued, nil
 }
 
-// Template is the certificate Sign issues for a request the policy accepted.
-// It reports whether NotAfter was capped at the anchor's.
+// Template is the certificate Sign issues for a request the policy accepted,
+// valid from req.Start (now when zero). It reports whether NotAfter was
+// capped at the anchor's.
 func Template(p Policy, anchor *Anchor, csr *x509.CertificateRequest, req Request, now time.Time) (*x509.Certificate, bool) {
-	serial := anchor.serialFor(req)
-	notBefore := now.Add(-ClockSkew)
+	start := req.Start
+	if start.IsZero() {
+		start = now
+	}
+	serial := anchor.serialFor(req, start)
+	notBefore := start.Add(-ClockSkew)
 	if notBefore.Before(anchor.Certificate.NotBefore) {
 		notBefore = anchor.Certificate.NotBefore
 	}
-	notAfter, capped := now.Add(req.Duration), false
+	notAfter, capped := start.Add(req.Duration), false
 	if notAfter.After(anchor.Certificate.NotAfter) {
 		notAfter, capped = anchor.Certificate.NotAfter, true
 	}
