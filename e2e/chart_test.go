@@ -304,12 +304,19 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 }
 
 // TestLinkerdPreset: with linkerd.enabled the chart's own objects produce
-// the linkerd-identity-issuer Secret, given the trust anchor Secret.
+// the linkerd-identity-issuer Secret, given the trust anchor Secret in the
+// cluster resource namespace (the current guide's), not in Linkerd's, which
+// `linkerd uninstall` deletes.
 func TestLinkerdPreset(t *testing.T) {
 	anchor := newAnchor(t)
-	create(t, anchorSecret(nsPreset, "linkerd-trust-anchor", anchor))
-	for _, o := range render(t, "linkerd.enabled=true", "linkerd.namespace="+nsPreset) {
-		if o.GetKind() == v1alpha1.IssuerKind || o.GetKind() == "Certificate" {
+	create(t, anchorSecret(nsCluster, "preset-trust-anchor", anchor))
+	objs := render(t, "linkerd.enabled=true", "linkerd.namespace="+nsPreset, "linkerd.issuerName=preset-identity-issuer",
+		"linkerd.trustAnchorSecretName=preset-trust-anchor")
+	if n := len(find(objs, v1alpha1.IssuerKind)); n != 0 {
+		t.Errorf("the preset renders %d namespaced issuers; its anchor would sit in the control plane namespace", n)
+	}
+	for _, o := range objs {
+		if o.GetKind() == v1alpha1.ClusterIssuerKind || o.GetKind() == "Certificate" {
 			create(t, o)
 		}
 	}

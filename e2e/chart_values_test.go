@@ -119,7 +119,7 @@ func (e *helmError) Error() string { return e.out }
 
 func TestChartPodDisruptionBudget(t *testing.T) {
 	pdb := func(set ...string) policyv1.PodDisruptionBudgetSpec {
-		return convert[policyv1.PodDisruptionBudget](t, find(render(t, append(set, "podDisruptionBudget.enabled=true")...), "PodDisruptionBudget")[0]).Spec
+		return convert[policyv1.PodDisruptionBudget](t, find(render(t, append(set, "podDisruptionBudget.enabled=true", "replicas=2")...), "PodDisruptionBudget")[0]).Spec
 	}
 	if s := pdb(); s.MinAvailable == nil || *s.MinAvailable != intstr.FromInt32(1) || s.MaxUnavailable != nil {
 		t.Errorf("default %+v, want minAvailable 1", s)
@@ -132,6 +132,20 @@ func TestChartPodDisruptionBudget(t *testing.T) {
 	}
 	if _, err := renderErr(t, "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"); err == nil || !strings.Contains(err.Error(), "not both") {
 		t.Errorf("both set: %v", err)
+	}
+	// A budget that lets no pod be evicted blocks every node drain.
+	for _, set := range [][]string{
+		nil, // minAvailable 1 by default, one replica
+		{"podDisruptionBudget.minAvailable=2", "replicas=2"},
+		{"podDisruptionBudget.minAvailable=100%", "replicas=3"},
+		{"podDisruptionBudget.maxUnavailable=0", "replicas=3"},
+	} {
+		if _, err := renderErr(t, append(set, "podDisruptionBudget.enabled=true")...); err == nil || !strings.Contains(err.Error(), "lets no controller pod be evicted, which blocks every node drain") {
+			t.Errorf("%v: %v, want a refusal", set, err)
+		}
+	}
+	if s := pdb("replicas=1", "podDisruptionBudget.maxUnavailable=1"); s.MaxUnavailable == nil {
+		t.Errorf("one replica, maxUnavailable 1: %+v", s)
 	}
 }
 
@@ -216,11 +230,11 @@ func TestChartFreshClusterInstall(t *testing.T) {
 		t.Errorf("no Role into the watched namespace: %v", err)
 	}
 
-	preset := append(base, "--set", "linkerd.enabled=true", "--set", "linkerd.namespace="+linkerdNS)
+	preset := append(base, "--set", "linkerd.enabled=true", "--set", "linkerd.namespace="+linkerdNS, "--set", "linkerd.issuerName=fresh-identity-issuer")
 	helm(t, append(append([]string{"upgrade", release, chart}, preset...), kube...)...)
-	var iss v1alpha1.LinkerdCAIssuer
+	var iss v1alpha1.LinkerdCAClusterIssuer
 	var cert cmapi.Certificate
-	key := client.ObjectKey{Namespace: linkerdNS, Name: "linkerd-trust-anchor"}
+	key := client.ObjectKey{Name: "fresh-identity-issuer"}
 	if err := cl.Get(ctx, key, &iss); err != nil {
 		t.Fatalf("preset issuer: %v", err)
 	}
@@ -232,7 +246,7 @@ func TestChartFreshClusterInstall(t *testing.T) {
 		t.Errorf("preset Certificate %s/%s rotation %s: want 48h, 25h, Always", cert.Spec.Duration, cert.Spec.RenewBefore, cert.Spec.PrivateKey.RotationPolicy)
 	}
 	helm(t, append(append([]string{"upgrade", release, chart}, append(preset, "--set", "logLevel=debug")...), kube...)...)
-	var iss2 v1alpha1.LinkerdCAIssuer
+	var iss2 v1alpha1.LinkerdCAClusterIssuer
 	var cert2 cmapi.Certificate
 	_ = cl.Get(ctx, key, &iss2)
 	_ = cl.Get(ctx, client.ObjectKeyFromObject(&cert), &cert2)

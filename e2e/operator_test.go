@@ -309,7 +309,8 @@ func TestCLI(t *testing.T) {
 	waitCertificateReady(t, nsMetrics, "cli-issued", 60*time.Second)
 	code, out := linkerdCA("check", "--secret", "cli-issued")
 	for _, want := range []string{"√ issuer cert chains to Linkerd's trust roots", "√ issuer can sign a proxy certificate",
-		"√ the identity issuer Certificate is Ready", "√ the identity issuer's LinkerdCA issuer is Ready"} {
+		"√ the identity issuer Certificate is Ready", "√ the identity issuer's LinkerdCA issuer is Ready",
+		"√ the issuer signs only under roots Linkerd trusts"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("check: %d, no %q in\n%s", code, want, out)
 		}
@@ -343,7 +344,8 @@ func TestCLI(t *testing.T) {
 		if code, out := run("check", "--secret", "cli-issued", "--context", "here"); code != 0 || !strings.Contains(out, "√ the identity issuer's LinkerdCA issuer is Ready") {
 			t.Errorf("--context here: %d\n%s", code, out)
 		}
-		// The context's namespace is where trust-anchor create stores.
+		// Without -n trust-anchor create stores in the Linkerd namespace
+		// (-L), never the context's.
 		if code, out := run("trust-anchor", "create", "--context", "here", "--name", "cli-context-anchor"); code != 0 {
 			t.Errorf("trust-anchor create --context here: %d %s", code, out)
 		}

@@ -200,4 +200,53 @@ func TestCheckTrustRoots(t *testing.T) {
 	if code, out, _ := run(t, "check", "--dir", dir); code != 0 || !strings.Contains(out, "\n√ issuer cert chains to Linkerd's trust roots") {
 		t.Errorf("issuer inside Linkerd's trust roots: code %d\n%s", code, out)
 	}
+	// An empty bundle is one Linkerd trusts nothing from: a failure, not a
+	// skipped check.
+	if err := os.WriteFile(filepath.Join(dir, "ca-bundle.crt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := run(t, "check", "--dir", dir); code != 1 || !strings.Contains(out, "\n× issuer cert chains to Linkerd's trust roots\n    the trust roots have no ca-bundle.crt, or it is empty, so Linkerd trusts no root") {
+		t.Errorf("empty trust roots: code %d\n%s", code, out)
+	}
+}
+
+// TestTrustAnchorFilesAreAPair: --out-dir refuses a linked ca.key and a
+// directory holding other files, and --overwrite replaces both files.
+func TestTrustAnchorFilesAreAPair(t *testing.T) {
+	dir, _ := createAnchorFiles(t)
+	outside := filepath.Join(t.TempDir(), "stolen")
+	if err := os.Remove(filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, "trust-anchor", "create", "--out-dir", dir, "--overwrite"); code != 1 || !strings.Contains(errOut, "symbolic link") {
+		t.Errorf("a linked ca.key: code %d %q", code, errOut)
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Error("the key was written through the link")
+	}
+
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, "go.mod"), []byte("module x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, "trust-anchor", "create", "--out-dir", repo); code != 1 || !strings.Contains(errOut, "holds go.mod besides the files written here") {
+		t.Errorf("a directory with other files: code %d %q", code, errOut)
+	}
+
+	dir, first := createAnchorFiles(t)
+	if code, _, errOut := run(t, "trust-anchor", "create", "--out-dir", dir, "--overwrite"); code != 0 {
+		t.Fatalf("--overwrite: %d %s", code, errOut)
+	}
+	certPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	keyPEM, _ := os.ReadFile(filepath.Join(dir, "ca.key"))
+	second, err := signer.ParseAnchor(certPEM, keyPEM, time.Now())
+	if err != nil {
+		t.Fatalf("after --overwrite the files are no pair: %v", err)
+	}
+	if second.Certificate.Equal(first.Certificate) {
+		t.Error("--overwrite kept the old anchor")
+	}
 }
