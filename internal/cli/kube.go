@@ -62,23 +62,3 @@ func (k *kubeFlags) explicitNamespace(fallback string) string {
 	}
 	return fallback
 }
-
-// namespace is kubectl's: -n, else the selected context's namespace, else
-// fallback (where kubectl would say "default").
-func (k *kubeFlags) namespace(fallback string) (string, error) {
-	if k.overrides.Context.Namespace != "" {
-		return k.overrides.Context.Namespace, nil
-	}
-	raw, err := k.clientConfig().RawConfig()
-	if err != nil {
-		return "", fmt.Errorf("loading the kubeconfig: %w", err)
-	}
-	name := k.overrides.CurrentContext
-	if name == "" {
-		name = raw.CurrentContext
-	}
-	if c := raw.Contexts[name]; c != nil && c.Namespace != "" {
-		return c.Namespace, nil
-	}
-	return fallback, nil
-}

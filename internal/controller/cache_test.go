@@ -111,7 +111,9 @@ func TestCacheIsBounded(t *testing.T) {
 	for i := range 3 * maxCachedAnchors {
 		ref := types.NamespacedName{Namespace: "linkerd", Name: fmt.Sprint("anchor-", i)}
 		c.putAnchor(ref, version{resourceVersion: "1"}, anchor)
-		c.bundle(ref, "ca-bundle.crt", version{resourceVersion: "1"}, string(a.CertPEM))
+		if _, err := c.bundle(ref, "ca-bundle.crt", version{resourceVersion: "1"}, string(a.CertPEM)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := c.anchors.Len(); n != maxCachedAnchors {
 		t.Errorf("%d anchors cached, want the bound %d", n, maxCachedAnchors)
@@ -124,7 +126,9 @@ func TestCacheIsBounded(t *testing.T) {
 	c.putAnchor(anchorRef, v, anchor)
 	for i := range 10 * maxProofsPerAnchor {
 		c.prove(anchorRef, v, fmt.Sprint("policy-", i))
-		c.bundle(anchorRef, fmt.Sprint("key-", i), v, string(a.CertPEM))
+		if _, err := c.bundle(anchorRef, fmt.Sprint("key-", i), v, string(a.CertPEM)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e, _ := c.anchors.Get(anchorRef)
 	if n := len(e.(*anchorEntry).proven); n > maxProofsPerAnchor {
