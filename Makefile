@@ -8,9 +8,9 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN       := $(CURDIR)/bin
 TOOLS     := hack/tools
 TOOLS_MOD := $(TOOLS)/go.mod $(TOOLS)/go.sum
-# trust-manager is on a newer Kubernetes line than the rest: its own module;
-# so is golangci-lint, whose dependencies must not move the tools'.
-TM_MOD    := hack/trust-manager/go.mod hack/trust-manager/go.sum
+# Every cluster tool is on one Kubernetes line in hack/tools, so Kubernetes
+# compiles once; golangci-lint has its own module, whose dependencies must
+# not move the tools'.
 LINT_MOD  := hack/lint/go.mod hack/lint/go.sum
 FUZZTIME  ?= 5s
 CHART     := charts/linkerd-ca-issuer
@@ -44,8 +44,17 @@ CERT_MANAGER   := $(BIN)/cert-manager-controller
 HELM           := $(BIN)/helm
 KIND           := $(BIN)/kind
 TRUST_MANAGER  := $(BIN)/trust-manager
+KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
+KUBE_SCHEDULER := $(BIN)/kube-scheduler
+KWOK           := $(BIN)/kwok
 GOLANGCI_LINT  := $(BIN)/golangci-lint
-E2E_TOOLS      := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM) $(KUBECTL)
+# What the demo runs, and what the e2e suite adds: the controllers and kwok
+# that make the local control plane a cluster that runs workloads, and
+# kubectl. Each group is one `go build` of several main packages, which
+# compiles their shared Kubernetes once, on every core.
+DEMO_TOOLS     := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM)
+CLUSTER_TOOLS  := $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(KUBECTL)
+E2E_TOOLS      := $(DEMO_TOOLS) $(CLUSTER_TOOLS)
 
 .PHONY: all
 all: build
@@ -54,8 +63,8 @@ all: build
 
 .PHONY: build
 build: ## Build the controller and the linkerd-ca CLI into bin/.
-	go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/linkerd-ca-issuer ./cmd/linkerd-ca-issuer
-	go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/linkerd-ca ./cmd/linkerd-ca
+	@# Without cgo, as the image's linux/amd64 build: the two share compiles.
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/linkerd-ca-issuer ./cmd/linkerd-ca
 
 .PHONY: version
 version: ## Print the version stamped into binaries, image and chart.
@@ -127,7 +136,6 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 	go vet -tags e2e ./e2e/...
 	cd $(TOOLS) && go vet ./...
 	cd hack/release && go vet ./...
-	cd hack/trust-manager && go mod verify >/dev/null
 	@product="$$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
 		tools="$$(cd $(TOOLS) && go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
 		if [ "$$product" != "$$tools" ]; then \
@@ -163,7 +171,7 @@ bench: ## The benchmarks behind docs/performance.md.
 	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6
 
 .PHONY: bench-e2e
-bench-e2e: build $(E2E_TOOLS) ## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
+## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
 	go run ./hack/bench-e2e -n $(or $(N),300)
 
 .PHONY: e2e-kind
@@ -173,13 +181,13 @@ e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with thi
 ##@ Demo
 
 .PHONY: demo
-demo: build $(E2E_TOOLS) ## Replay Linkerd's current guide on a local control plane (DEMO_FLOW=original: the namespaced flow; DEMO_EXIT=1: exit after).
+demo: build $(DEMO_TOOLS) ## Replay Linkerd's current guide on a local control plane (DEMO_FLOW=original: the namespaced flow; DEMO_EXIT=1: exit after).
 	go run ./hack/demo
 
 ##@ Tools (built from the Go module proxy, pinned in hack/tools/go.mod)
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(E2E_TOOLS) $(KUBECTL) $(HELM) ## Build every tool into bin/.
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(E2E_TOOLS) ## Build every tool into bin/.
 
 $(CONTROLLER_GEN): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
@@ -190,22 +198,18 @@ K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(patsubst v%,%,$(K8S_VERSION)))) \
 	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))) \
 	-X k8s.io/component-base/version.gitTreeState=clean
-$(KUBE_APISERVER): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-apiserver
-$(KUBECTL): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubectl
-$(HELM): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -o $@ helm.sh/helm/v3/cmd/helm
+$(DEMO_TOOLS) &: $(TOOLS_MOD) $(TOOLS)/etcd/main.go $(TOOLS)/cert-manager-controller/main.go
+	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ ./etcd ./cert-manager-controller \
+		k8s.io/kubernetes/cmd/kube-apiserver github.com/cert-manager/trust-manager/cmd/trust-manager helm.sh/helm/v3/cmd/helm
+	@touch $(DEMO_TOOLS)
+$(CLUSTER_TOOLS) &: $(TOOLS_MOD)
+	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok
+	@touch $(CLUSTER_TOOLS)
 $(KIND): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ sigs.k8s.io/kind
-$(ETCD): $(TOOLS_MOD) $(TOOLS)/etcd/main.go
-	cd $(TOOLS) && go build -o $@ ./etcd
-$(CERT_MANAGER): $(TOOLS_MOD) $(TOOLS)/cert-manager-controller/main.go
-	cd $(TOOLS) && go build -o $@ ./cert-manager-controller
 $(GOLANGCI_LINT): $(LINT_MOD)
 	cd hack/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
-$(TRUST_MANAGER): $(TM_MOD)
-	cd hack/trust-manager && go build -o $@ github.com/cert-manager/trust-manager/cmd/trust-manager
 
 .PHONY: help
 help: ## Show this help.

@@ -14,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -229,6 +230,9 @@ func TestChartFreshClusterInstall(t *testing.T) {
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: linkerdNS, Name: release + "-linkerd-ca-issuer:trust-sources"}, &role); err != nil {
 		t.Errorf("no Role into the watched namespace: %v", err)
 	}
+	// The release runs: its Deployment's replicas are scheduled and Ready
+	// (on kwok's nodes, locally).
+	waitRolledOut(t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: relNS, Name: release + "-linkerd-ca-issuer"}})
 
 	preset := append(base, "--set", "linkerd.enabled=true", "--set", "linkerd.namespace="+linkerdNS, "--set", "linkerd.issuerName=fresh-identity-issuer")
 	helm(t, append(append([]string{"upgrade", release, chart}, preset...), kube...)...)

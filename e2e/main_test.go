@@ -25,16 +25,19 @@ const csrRequester = "admin"
 
 // Each scenario has a namespace of its own; the issuer watches them all.
 const (
-	nsLinkerd   = "linkerd"
-	nsRotation  = "e2e-rotation"
-	nsRefusals  = "e2e-refusals"
-	nsHealth    = "e2e-health"
-	nsDenied    = "e2e-denied"
-	nsPreset    = "e2e-preset"
-	nsDrill     = "e2e-drill"
-	nsMetrics   = "e2e-metrics"
-	nsGuide     = "e2e-guide"
-	nsFaults    = "e2e-faults"
+	nsLinkerd  = "linkerd"
+	nsRotation = "e2e-rotation"
+	nsRefusals = "e2e-refusals"
+	nsHealth   = "e2e-health"
+	nsDenied   = "e2e-denied"
+	nsPreset   = "e2e-preset"
+	nsDrill    = "e2e-drill"
+	nsMetrics  = "e2e-metrics"
+	nsGuide    = "e2e-guide"
+	nsFaults   = "e2e-faults"
+	// nsMesh is the mesh's control plane: the stand-in injector's roots
+	// and Linkerd's control plane Deployments.
+	nsMesh      = "e2e-mesh"
 	nsCluster   = localcp.TrustNamespace
 	issuerGroup = "linkerdca.io"
 )
@@ -53,9 +56,11 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces: []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults},
-		CSRRequesters:   []string{csrRequester},
-		Logf:            func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
+		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh},
+		CSRRequesters:    []string{csrRequester},
+		Workloads:        true,
+		LinkerdNamespace: nsMesh,
+		Logf:             func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: cannot start the control plane:", err)

@@ -11,7 +11,7 @@ CLUSTER=${KIND_CLUSTER:-linkerd-ca-issuer-e2e}
 IMAGE_REPO=ghcr.io/linkerd-ca-issuer/linkerd-ca-issuer
 VERSION=$(make -s version)
 CERT_MANAGER_VERSION=$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)
-TRUST_MANAGER_VERSION=$(cd hack/trust-manager && go list -m -f '{{.Version}}' github.com/cert-manager/trust-manager)
+TRUST_MANAGER_VERSION=$(cd hack/tools && go list -m -f '{{.Version}}' github.com/cert-manager/trust-manager)
 # Every namespace the suite uses must be watched by the installed issuer.
 WATCH="{linkerd,e2e-rotation,e2e-refusals,e2e-health,e2e-denied,e2e-preset,e2e-drill,e2e-metrics,e2e-guide,e2e-faults,e2e-kind}"
 # kind's kubeconfig user, who makes the suite's Kubernetes CSRs.

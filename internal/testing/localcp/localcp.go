@@ -1,8 +1,10 @@
 // Package localcp brings up a real, local control plane for the e2e suite
 // and the demo: etcd and kube-apiserver through envtest, cert-manager's own
 // controllers and this project's issuer binary as subprocesses, each with the
-// identity and permissions it would have in a cluster. The binaries come
-// from bin/, built by the Makefile from the Go module proxy.
+// identity and permissions it would have in a cluster; with
+// Options.Workloads, also kube-controller-manager, kube-scheduler and kwok,
+// so that Deployments run. The binaries come from bin/, built by the
+// Makefile from the Go module proxy.
 //
 // With USE_EXISTING_CLUSTER=true it attaches to the cluster in KUBECONFIG
 // instead, where cert-manager and the issuer are already installed.
@@ -54,6 +56,16 @@ type Options struct {
 	// IssuerArgs are added to the issuer's flags, after the suite's own
 	// (a repeated flag's last value wins).
 	IssuerArgs []string
+	// Workloads makes the control plane a cluster that runs workloads:
+	// kube-controller-manager, kube-scheduler, kwok's fake nodes, the
+	// stand-in for Linkerd's proxy injector and Linkerd's control plane
+	// Deployments (cluster.go, injector.go, linkerd.go). The demo does
+	// without them.
+	Workloads bool
+	// LinkerdNamespace is the mesh's control plane namespace with
+	// Workloads: where the stand-in injector reads the trust roots, and
+	// where Linkerd's control plane Deployments run. linkerd when empty.
+	LinkerdNamespace string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -83,6 +95,8 @@ type ControlPlane struct {
 
 	env   *envtest.Environment
 	procs []*process
+	// stops end what runs in the test process (the stand-in injector).
+	stops []func() error
 	opts  Options
 }
 
@@ -109,6 +123,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if opts.ClusterResourceNamespace == "" {
 		opts.ClusterResourceNamespace = TrustNamespace
 	}
+	if opts.LinkerdNamespace == "" {
+		opts.LinkerdNamespace = v1alpha1.DefaultControlPlaneNamespace
+	}
 	if opts.RepoRoot == "" {
 		if opts.RepoRoot, err = repoRoot(); err != nil {
 			return nil, err
@@ -132,7 +149,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		ErrorIfCRDPathMissing: true,
 	}
 	if !cp.Existing {
-		for _, bin := range []string{"etcd", "kube-apiserver", "cert-manager-controller", "trust-manager", "linkerd-ca-issuer", "helm"} {
+		bins := []string{"etcd", "kube-apiserver", "cert-manager-controller", "trust-manager", "linkerd-ca-issuer", "helm"}
+		if opts.Workloads {
+			bins = append(bins, clusterBinaries...)
+		}
+		for _, bin := range bins {
 			if _, err := os.Stat(filepath.Join(opts.RepoRoot, "bin", bin)); err != nil {
 				return cp, fmt.Errorf("bin/%s is missing; build it with 'make tools build' (the e2e and demo targets do): %w", bin, err)
 			}
@@ -168,6 +189,22 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return cp, nil
 	}
 
+	if opts.Workloads {
+		opts.Logf("starting kube-controller-manager, kube-scheduler and kwok")
+		if err := cp.startCluster(ctx); err != nil {
+			return cp, err
+		}
+		opts.Logf("starting the stand-in for Linkerd's proxy injector, and Linkerd's control plane Deployments")
+		if err := cp.ensureNamespace(ctx, opts.LinkerdNamespace); err != nil {
+			return cp, err
+		}
+		if err := cp.startInjector(ctx, opts.LinkerdNamespace); err != nil {
+			return cp, err
+		}
+		if err := cp.createAll(ctx, LinkerdControlPlane(opts.LinkerdNamespace)...); err != nil {
+			return cp, err
+		}
+	}
 	opts.Logf("granting the issuer the RBAC its Helm chart renders")
 	if err := cp.bindIssuerRBAC(ctx); err != nil {
 		return cp, err
@@ -190,6 +227,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 // Stop ends every process, the control plane, and removes Dir.
 func (cp *ControlPlane) Stop() error {
 	var errs []error
+	for _, stop := range cp.stops {
+		errs = append(errs, stop())
+	}
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		errs = append(errs, cp.procs[i].stop())
 	}

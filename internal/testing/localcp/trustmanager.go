@@ -24,14 +24,14 @@ import (
 // the current Linkerd guide keeps the trust anchor: cert-manager's namespace.
 const TrustNamespace = "cert-manager"
 
-// trustManagerCRDs is deploy/crds of the trust-manager module hack/trust-manager
+// trustManagerCRDs is deploy/crds of the trust-manager module hack/tools
 // builds, so the Bundle CRD always matches the controller.
 func trustManagerCRDs(repo string) (string, error) {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/trust-manager")
-	cmd.Dir = filepath.Join(repo, "hack", "trust-manager")
+	cmd.Dir = filepath.Join(repo, "hack", "tools")
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("locating the trust-manager module for its CRDs (go list -m in hack/trust-manager): %w", err)
+		return "", fmt.Errorf("locating the trust-manager module for its CRDs (go list -m in hack/tools): %w", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
 }
@@ -46,7 +46,7 @@ func (cp *ControlPlane) startTrustManager(ctx context.Context) error {
 		return err
 	}
 	certDir := filepath.Join(cp.Dir, "trust-manager-tls")
-	if err := writeServingCert(certDir); err != nil {
+	if err := writeServingCert(certDir, "trust-manager"); err != nil {
 		return err
 	}
 	ports := make([]string, 3)
@@ -75,13 +75,13 @@ func (cp *ControlPlane) startTrustManager(ctx context.Context) error {
 }
 
 // writeServingCert writes a self-signed tls.crt and tls.key for 127.0.0.1.
-func writeServingCert(dir string) error {
+func writeServingCert(dir, name string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trust-manager"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:   time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
