@@ -112,7 +112,7 @@ func TestTrustGateOff(t *testing.T) {
 	waitCertificateReady(t, nsMetrics, crt.Name, 60*time.Second)
 	var out, errOut bytes.Buffer
 	code := cli.Run(ctx, []string{"check", "--secret", crt.Name, "--kubeconfig", cp.AdminKubeconfig, "-L", nsMetrics}, &out, &errOut)
-	if want := "‼ the issuer signs only under roots Linkerd trusts: LinkerdCAIssuer e2e-metrics/gate-typo: TrustGateOff: the trust gate is off"; code != 0 || !strings.Contains(out.String(), want) {
+	if want := "‼ the issuer signs only under roots Linkerd trusts\n    LinkerdCAIssuer e2e-metrics/gate-typo: TrustGateOff: the trust gate is off"; code != 0 || !strings.Contains(out.String(), want) {
 		t.Errorf("check: %d, no %q in\n%s%s", code, want, out.String(), errOut.String())
 	}
 }

@@ -86,6 +86,7 @@ func TestSignRefusesWhatWouldNotLive(t *testing.T) {
 		{"less than minDuration left", old, testNow.Add(-47*time.Hour - 30*time.Minute),
 			"validity: the certificate would be valid for 30m0s more"},
 		{"anchor replaced after the start, enough left", replaced, testNow.Add(-time.Hour), ""},
+
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			issued, err := Sign(defaultPolicy, parsedAnchor(t, tc.anchor), request48h(t, tc.start), testNow)
@@ -106,6 +107,21 @@ func TestSignRefusesWhatWouldNotLive(t *testing.T) {
 				t.Error("a refused request was signed")
 			}
 		})
+	}
+}
+
+// TestMinDurationAskedIsSigned: a request for exactly minDuration has a
+// little less left by the time it is signed, after its start; within the
+// clock skew allowance it is signed, not refused.
+func TestMinDurationAskedIsSigned(t *testing.T) {
+	req := request48h(t, testNow.Add(-30*time.Second))
+	req.Duration = defaultPolicy.MinDuration
+	if _, err := Sign(defaultPolicy, parsedAnchor(t, defaultAnchorSpec(t)), req, testNow); err != nil {
+		t.Fatal(err)
+	}
+	req.Start = testNow.Add(-2 * ClockSkew)
+	if _, err := Sign(defaultPolicy, parsedAnchor(t, defaultAnchorSpec(t)), req, testNow); err == nil {
+		t.Error("signed with less than minDuration left, beyond the clock skew allowance")
 	}
 }
 
