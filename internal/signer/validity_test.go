@@ -86,7 +86,6 @@ func TestSignRefusesWhatWouldNotLive(t *testing.T) {
 		{"less than minDuration left", old, testNow.Add(-47*time.Hour - 30*time.Minute),
 			"validity: the certificate would be valid for 30m0s more"},
 		{"anchor replaced after the start, enough left", replaced, testNow.Add(-time.Hour), ""},
-
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			issued, err := Sign(defaultPolicy, parsedAnchor(t, tc.anchor), request48h(t, tc.start), testNow)
