@@ -98,8 +98,8 @@ func TestChartRenders(t *testing.T) {
 			}
 			assertLeastPrivilege(t, objs)
 			assertCRDsAreGenerated(t, objs)
-			if want := slices.Contains(set, "linkerd.enabled=true"); (len(find(objs, v1alpha1.IssuerKind)) == 1) != want || (len(find(objs, "Certificate")) == 1) != want {
-				t.Errorf("preset objects rendered: issuer %d, certificate %d; want them: %v", len(find(objs, v1alpha1.IssuerKind)), len(find(objs, "Certificate")), want)
+			if want := slices.Contains(set, "linkerd.enabled=true"); (len(find(objs, v1alpha1.ClusterIssuerKind)) == 1) != want || (len(find(objs, "Certificate")) == 1) != want || len(find(objs, v1alpha1.IssuerKind)) != 0 {
+				t.Errorf("preset objects rendered: cluster issuer %d, issuer %d, certificate %d; want a cluster issuer and a certificate: %v", len(find(objs, v1alpha1.ClusterIssuerKind)), len(find(objs, v1alpha1.IssuerKind)), len(find(objs, "Certificate")), want)
 			}
 		})
 	}

@@ -68,6 +68,8 @@ func run(m *testing.M) int {
 	}
 	fmt.Printf("e2e: control plane up in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), cp.Dir)
 	cl = cp.Client
+	// E2E_KEEP_DIR=1 keeps the processes' logs for reading after the run.
+	cp.KeepDir = os.Getenv("E2E_KEEP_DIR") != ""
 	code := m.Run()
 	if code != 0 {
 		fmt.Println(cp.Logs(30))

@@ -107,11 +107,13 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 	}
 	start, recorded := validityStart(cr)
 	if !recorded {
-		// A request the policy refuses fails now, not after a round trip.
+		// A request the policy refuses gets no validity start.
 		if _, err := p.Check(req); err != nil {
 			return s.refused(ctx, cr, iss, err)
 		}
-		return issuersigner.PEMBundle{}, startValidity()
+		if start, err = s.recordValidityStart(ctx, cr); err != nil {
+			return issuersigner.PEMBundle{}, err
+		}
 	}
 	req.Start = start
 	began := s.Clock.Now()

@@ -16,6 +16,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	issuerapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -79,7 +80,7 @@ func newSigner(t *testing.T, objs ...client.Object) (*Signer, *events.FakeRecord
 	t.Helper()
 	rec := events.NewFakeRecorder(10)
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).
-		WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}).Build()
+		WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}, &cmapi.CertificateRequest{}, &certificatesv1.CertificateSigningRequest{}).Build()
 	return &Signer{
 		Client:                   c,
 		Secrets:                  c,

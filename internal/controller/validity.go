@@ -1,13 +1,19 @@
 package controller
 
 import (
-	"errors"
+	"context"
+	"fmt"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // ConditionValidityStarted is the request condition whose
@@ -21,6 +27,13 @@ const ConditionValidityStarted = "ValidityStarted"
 // ReasonFirstSigningAttempt is ConditionValidityStarted's reason.
 const ReasonFirstSigningAttempt = "FirstSigningAttempt"
 
+// validityFieldOwner writes ConditionValidityStarted. It is not issuer-lib's
+// field manager, whose server-side applies of the request's status would
+// otherwise drop the condition and, with it, the start a re-sign needs.
+const validityFieldOwner = FieldOwner + "-validity"
+
+const validityMessage = "the issued certificate's validity starts at this condition's lastTransitionTime, the first signing attempt, so that signing the request again yields the same certificate"
+
 // validityStart is the start recorded on the request, if any.
 func validityStart(cr issuersigner.CertificateRequestObject) (time.Time, bool) {
 	for _, c := range cr.GetConditions() {
@@ -31,14 +44,40 @@ func validityStart(cr issuersigner.CertificateRequestObject) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// startValidity has issuer-lib record the validity start on the request; the
-// condition's change brings the request back, and Sign then signs from it.
-func startValidity() error {
-	return issuersigner.SetCertificateRequestConditionError{
-		Err: issuersigner.PendingError{Err: errors.New(
-			"the certificate's validity starts at this condition's lastTransitionTime, this first signing attempt, so that a re-sign yields the same certificate")},
-		ConditionType: cmapi.CertificateRequestConditionType(ConditionValidityStarted),
-		Status:        cmmeta.ConditionTrue,
-		Reason:        ReasonFirstSigningAttempt,
+// recordValidityStart writes now, to the second as the API keeps it, as the
+// request's validity start, and returns it. The write is conditional on the
+// request's resourceVersion: a request read from a cache that lags, which
+// may already carry a start, gets no second one; the request is then tried
+// again (a PendingError, which never fails it for good).
+func (s *Signer) recordValidityStart(ctx context.Context, cr issuersigner.CertificateRequestObject) (time.Time, error) {
+	obj, ok := cr.(runtime.Object)
+	if !ok {
+		return time.Time{}, fmt.Errorf("request %s has unexpected type %T", cr.GetName(), cr)
 	}
+	now := metav1.NewTime(s.Clock.Now().UTC().Truncate(time.Second))
+	var req, base client.Object
+	switch o := obj.DeepCopyObject().(type) {
+	case *cmapi.CertificateRequest:
+		base = o.DeepCopy()
+		o.Status.Conditions = append(o.Status.Conditions, cmapi.CertificateRequestCondition{
+			Type: ConditionValidityStarted, Status: cmmeta.ConditionTrue, Reason: ReasonFirstSigningAttempt, Message: validityMessage, LastTransitionTime: &now,
+		})
+		req = o
+	case *certificatesv1.CertificateSigningRequest:
+		base = o.DeepCopy()
+		o.Status.Conditions = append(o.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+			Type: ConditionValidityStarted, Status: corev1.ConditionTrue, Reason: ReasonFirstSigningAttempt, Message: validityMessage, LastTransitionTime: now, LastUpdateTime: now,
+		})
+		req = o
+	default:
+		return time.Time{}, fmt.Errorf("request %s has unexpected type %T", cr.GetName(), o)
+	}
+	err := s.Client.Status().Patch(ctx, req, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(validityFieldOwner))
+	if apierrors.IsConflict(err) {
+		return time.Time{}, issuersigner.PendingError{Err: fmt.Errorf("the request changed while its validity start was recorded; reading it again")}
+	}
+	if err != nil {
+		return time.Time{}, issuersigner.PendingError{Err: fmt.Errorf("recording the validity start (condition %s): %w", ConditionValidityStarted, err)}
+	}
+	return now.Time, nil
 }

@@ -1,16 +1,22 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	cmapiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
@@ -25,34 +31,48 @@ func seed48h() *cmapi.Certificate {
 // TestValidityStartsAtTheFirstSigningAttempt: a request created three days
 // before it could be signed (approved late, or its issuer not Ready) gets
 // its whole 48h from the first signing attempt, not a certificate that
-// expired a day ago. The first attempt only records the start; issuer-lib
-// writes it as a condition on the request and brings the request back.
+// expired a day ago. The attempt records the start on the request, under a
+// field manager of its own, before it signs.
 func TestValidityStartsAtTheFirstSigningAttempt(t *testing.T) {
 	a := newAnchor(t, now.Add(365*24*time.Hour))
-	s, _ := newSigner(t, anchorSecret("linkerd", a))
 	cr := newRequest(t, seed48h(), now.Add(-72*time.Hour), time.Time{})
-
-	_, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(cr), issuer("linkerd"))
-	var record issuersigner.SetCertificateRequestConditionError
-	if !errors.As(err, &record) || !errors.As(err, &issuersigner.PendingError{}) {
-		t.Fatalf("first attempt: got %T %v, want a pending SetCertificateRequestConditionError", err, err)
+	s, _ := newSigner(t, anchorSecret("linkerd", a), cr)
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
+		t.Fatal(err)
 	}
-	if record.ConditionType != ConditionValidityStarted || record.Status != cmmeta.ConditionTrue || record.Reason != ReasonFirstSigningAttempt {
-		t.Fatalf("first attempt records %s=%s (%s), want %s=True (%s)", record.ConditionType, record.Status, record.Reason, ConditionValidityStarted, ReasonFirstSigningAttempt)
-	}
+	stale := cr.DeepCopy() // what a cache that lags still shows later
 
-	// issuer-lib sets the condition at now; the request comes back.
-	at := metav1.NewTime(now)
-	cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
-		Type: ConditionValidityStarted, Status: cmmeta.ConditionTrue, Reason: ReasonFirstSigningAttempt, LastTransitionTime: &at,
-	})
-	bundle, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(cr), issuer("linkerd"))
+	first, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(cr), issuer("linkerd"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := decodeOne(t, bundle.ChainPEM)
+	cert := decodeOne(t, first.ChainPEM)
 	if !cert.NotBefore.Equal(now.Add(-signer.ClockSkew)) || !cert.NotAfter.Equal(now.Add(48*time.Hour)) {
 		t.Errorf("valid %s to %s, want %s to %s", cert.NotBefore, cert.NotAfter, now.Add(-signer.ClockSkew), now.Add(48*time.Hour))
+	}
+	recorded := cr.DeepCopy()
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(cr), recorded); err != nil {
+		t.Fatal(err)
+	}
+	c := cmapiutil.GetCertificateRequestCondition(recorded, ConditionValidityStarted)
+	if c == nil || c.Status != cmmeta.ConditionTrue || c.Reason != ReasonFirstSigningAttempt || !c.LastTransitionTime.Time.Equal(now) {
+		t.Fatalf("recorded %+v, want %s=True (%s) at %s", c, ConditionValidityStarted, ReasonFirstSigningAttempt, now)
+	}
+
+	// The status write failed and the request comes back later, first as a
+	// cache that lags still shows it: no second start, no second
+	// certificate, only a retry.
+	s.Clock = clocktesting.NewFakePassiveClock(now.Add(time.Minute))
+	_, err = s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(stale), issuer("linkerd"))
+	if !errors.As(err, &issuersigner.PendingError{}) {
+		t.Fatalf("a stale request: got %T %v, want a PendingError", err, err)
+	}
+	again, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(recorded), issuer("linkerd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.ChainPEM, first.ChainPEM) {
+		t.Error("signed again from the recorded start, the request got another certificate")
 	}
 }
 
@@ -83,5 +103,32 @@ func TestAStartTooLongAgoIsRefused(t *testing.T) {
 		if !errors.As(err, &issuersigner.PermanentError{}) || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("started %s ago: got %T %v\nwant a refusal starting %s", ago, err, err, want)
 		}
+	}
+}
+
+// TestValidityStartOnAKubernetesCSR: a CertificateSigningRequest gets its
+// start recorded the same way, on its status.
+func TestValidityStartOnAKubernetesCSR(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	csr := csrFrom(t, "system:serviceaccount:linkerd:bootstrap").(runtime.Object).DeepCopyObject().(*certificatesv1.CertificateSigningRequest)
+	csr.Status.Conditions = nil
+	s, _ := newSigner(t, anchorSecret("linkerd-ca-issuer", a), csr)
+	s.CSRRequesters = []string{"system:serviceaccount:linkerd:bootstrap"}
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(csr), csr); err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateSigningRequest(csr), clusterIssuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nb := decodeOne(t, bundle.ChainPEM).NotBefore; !nb.Equal(now.Add(-signer.ClockSkew)) {
+		t.Errorf("NotBefore %s", nb)
+	}
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(csr), csr); err != nil {
+		t.Fatal(err)
+	}
+	start, ok := validityStart(issuersigner.CertificateRequestObjectFromCertificateSigningRequest(csr))
+	if !ok || !start.Equal(now) {
+		t.Errorf("recorded start %s (%v), want %s", start, ok, now)
 	}
 }

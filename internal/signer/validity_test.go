@@ -109,6 +109,21 @@ func TestSignRefusesWhatWouldNotLive(t *testing.T) {
 	}
 }
 
+// TestMinDurationAskedIsSigned: a request for exactly minDuration has a
+// little less left by the time it is signed, after its start; within the
+// clock skew allowance it is signed, not refused.
+func TestMinDurationAskedIsSigned(t *testing.T) {
+	req := request48h(t, testNow.Add(-30*time.Second))
+	req.Duration = defaultPolicy.MinDuration
+	if _, err := Sign(defaultPolicy, parsedAnchor(t, defaultAnchorSpec(t)), req, testNow); err != nil {
+		t.Fatal(err)
+	}
+	req.Start = testNow.Add(-2 * ClockSkew)
+	if _, err := Sign(defaultPolicy, parsedAnchor(t, defaultAnchorSpec(t)), req, testNow); err == nil {
+		t.Error("signed with less than minDuration left, beyond the clock skew allowance")
+	}
+}
+
 // TestSignRefusesWhenTheAnchorEndsTooSoon: a capped certificate with less
 // than minDuration left says to rotate the anchor.
 func TestSignRefusesWhenTheAnchorEndsTooSoon(t *testing.T) {
