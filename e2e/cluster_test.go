@@ -145,9 +145,14 @@ func TestDeletedNamespaceEmpties(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
+		if err != nil {
+			return err
+		}
 		var pods corev1.PodList
-		_ = cl.List(ctx, &pods, client.InNamespace(ns))
-		return fmt.Errorf("still there (%v), %d pods left", err, len(pods.Items))
+		if err := cl.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		return fmt.Errorf("still there, %d pods left", len(pods.Items))
 	})
 }
 
@@ -173,8 +178,12 @@ func TestViewRoleAggregatesTheIssuers(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "view aggregates linkerdcaissuers", func() error {
 		for _, verb := range []string{"get", "list", "watch"} {
-			if ok, err := allowed(verb, "linkerdcaissuers"); err != nil || !ok {
-				return fmt.Errorf("%s linkerdcaissuers: allowed=%v %v", verb, ok, err)
+			ok, err := allowed(verb, "linkerdcaissuers")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%s linkerdcaissuers: not allowed", verb)
 			}
 		}
 		return nil

@@ -38,7 +38,7 @@ var clusterBinaries = []string{"kube-controller-manager", "kube-scheduler", "kwo
 func (cp *ControlPlane) startCluster(ctx context.Context) error {
 	api := cp.env.ControlPlane.APIServer
 	caFile := filepath.Join(cp.Dir, "apiserver-ca.crt")
-	if err := os.WriteFile(caFile, api.SecureServing.CA, 0o600); err != nil {
+	if err := os.WriteFile(caFile, api.CA, 0o600); err != nil {
 		return err
 	}
 	bin := func(name string) string { return filepath.Join(cp.opts.RepoRoot, "bin", name) }
@@ -149,4 +149,3 @@ func nodeReady(n *corev1.Node) bool {
 	}
 	return false
 }
-
