@@ -172,7 +172,7 @@ bench: ## The benchmarks behind docs/performance.md.
 
 .PHONY: bench-e2e
 ## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
-	go run ./hack/bench-e2e -n $(or $(N),300)
+	CGO_ENABLED=0 go run -trimpath ./hack/bench-e2e -n $(or $(N),300)
 
 .PHONY: e2e-kind
 e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with this chart (needs Docker; not part of make test).
@@ -182,7 +182,8 @@ e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with thi
 
 .PHONY: demo
 demo: build $(DEMO_TOOLS) ## Replay Linkerd's current guide on a local control plane (DEMO_FLOW=original: the namespaced flow; DEMO_EXIT=1: exit after).
-	go run ./hack/demo
+	@# With build's settings, so that the demo reuses its compiled packages.
+	CGO_ENABLED=0 go run -trimpath ./hack/demo
 
 ##@ Tools (built from the Go module proxy, pinned in hack/tools/go.mod)
 

@@ -89,10 +89,15 @@ func run(ctx context.Context) (err error) {
 		return fmt.Errorf("the issued Secret fails linkerd's identity checks")
 	}
 
-	fmt.Printf("\nThe control plane keeps running. Try:\n\n  export KUBECONFIG=%s\n  bin/kubectl get linkerdcaclusterissuers,linkerdcaissuers -A -o wide\n  bin/kubectl get certificates,certificaterequests -A\n\n", cp.AdminKubeconfig)
 	if os.Getenv("DEMO_EXIT") == "1" {
 		return nil
 	}
+	// make demo does not build kubectl (make test and make tools do).
+	kubectl := "kubectl"
+	if _, err := os.Stat("bin/kubectl"); err == nil {
+		kubectl = "bin/kubectl"
+	}
+	fmt.Printf("\nThe control plane keeps running. Try:\n\n  export KUBECONFIG=%s\n  %s get linkerdcaclusterissuers,linkerdcaissuers -A -o wide\n  %s get certificates,certificaterequests -A\n\n", cp.AdminKubeconfig, kubectl, kubectl)
 	fmt.Println("Press Ctrl-C to stop it and clean up.")
 	<-ctx.Done()
 	fmt.Println("\nStopping.")
