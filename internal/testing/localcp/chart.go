@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 
@@ -54,5 +55,24 @@ func DecodeManifests(raw []byte) ([]*unstructured.Unstructured, error) {
 		if len(obj.Object) > 0 {
 			objs = append(objs, obj)
 		}
+	}
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "config", "crd")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the repository root (a directory with go.mod and config/crd) above the working directory")
+		}
+		dir = parent
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -72,6 +75,14 @@ func (cp *ControlPlane) createAll(ctx context.Context, objs ...client.Object) er
 		if err := cp.Client.Create(ctx, o); err != nil {
 			return fmt.Errorf("creating %T %s: %w", o, client.ObjectKeyFromObject(o), err)
 		}
+	}
+	return nil
+}
+
+func (cp *ControlPlane) ensureNamespace(ctx context.Context, name string) error {
+	err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
 	return nil
 }

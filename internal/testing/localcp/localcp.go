@@ -16,12 +16,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -240,45 +236,4 @@ func (cp *ControlPlane) Stop() error {
 		errs = append(errs, os.RemoveAll(cp.Dir))
 	}
 	return errors.Join(errs...)
-}
-
-// Logs returns the tail of every subprocess log, for a failing test.
-func (cp *ControlPlane) Logs(lines int) string {
-	var b strings.Builder
-	for _, p := range cp.procs {
-		raw, _ := os.ReadFile(p.log)
-		all := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-		fmt.Fprintf(&b, "==> %s (last %d lines) <==\n%s\n", p.name, lines, strings.Join(all[max(0, len(all)-lines):], "\n"))
-	}
-	return b.String()
-}
-
-// LogPath is where a subprocess writes its log.
-func (cp *ControlPlane) LogPath(name string) string { return filepath.Join(cp.Dir, name+".log") }
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "config", "crd")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				return dir, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the repository root (a directory with go.mod and config/crd) above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func (cp *ControlPlane) ensureNamespace(ctx context.Context, name string) error {
-	err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s: %w", name, err)
-	}
-	return nil
 }

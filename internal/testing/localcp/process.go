@@ -181,3 +181,17 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 		}
 	}
 }
+
+// Logs returns the tail of every subprocess log, for a failing test.
+func (cp *ControlPlane) Logs(lines int) string {
+	var b strings.Builder
+	for _, p := range cp.procs {
+		raw, _ := os.ReadFile(p.log)
+		all := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+		fmt.Fprintf(&b, "==> %s (last %d lines) <==\n%s\n", p.name, lines, strings.Join(all[max(0, len(all)-lines):], "\n"))
+	}
+	return b.String()
+}
+
+// LogPath is where a subprocess writes its log.
+func (cp *ControlPlane) LogPath(name string) string { return filepath.Join(cp.Dir, name+".log") }
