@@ -20,35 +20,6 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
-// Status is a check's outcome.
-type Status string
-
-// The outcomes, as linkerd check marks them √, ‼ and ×.
-const (
-	Pass Status = "pass"
-	Warn Status = "warn"
-	Fail Status = "fail"
-)
-
-// Result is one check, named as `linkerd check` names it.
-type Result struct {
-	Name   string
-	Status Status
-	Detail string
-}
-
-// Mark is how linkerd check prints the status: √, ‼ or ×.
-func (s Status) Mark() string {
-	return map[Status]string{Pass: "√", Warn: "‼", Fail: "×"}[s]
-}
-
-func (r Result) String() string {
-	if r.Detail == "" {
-		return r.Status.Mark() + " " + r.Name
-	}
-	return r.Status.Mark() + " " + r.Name + ": " + r.Detail
-}
-
 // Input is an identity issuer Secret's data, and optionally Linkerd's trust
 // roots (the linkerd-identity-trust-roots ConfigMap's ca-bundle.crt).
 type Input struct {
@@ -80,16 +51,6 @@ const sixtyDays = 60 * 24 * time.Hour
 
 // trustRootsKey is where Linkerd reads its trust roots bundle from.
 const trustRootsKey = "ca-bundle.crt"
-
-// Failed reports whether any result failed.
-func Failed(results []Result) bool {
-	for _, r := range results {
-		if r.Status == Fail {
-			return true
-		}
-	}
-	return false
-}
 
 // Run runs every check. When the Secret itself is unusable only the first
 // check runs, as in `linkerd check`.
