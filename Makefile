@@ -132,8 +132,10 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 		git status --porcelain -- $(GENERATED); exit 1; fi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
-	go vet ./...
-	go vet -tags e2e ./e2e/...
+	@# With build's settings (CGO_ENABLED=0, -trimpath): the product's
+	@# packages then compile in one configuration for build, vet and e2e.
+	CGO_ENABLED=0 go vet -trimpath ./...
+	CGO_ENABLED=0 go vet -trimpath -tags e2e ./e2e/...
 	cd $(TOOLS) && go vet ./...
 	cd hack/release && go vet ./...
 	@product="$$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
@@ -164,14 +166,14 @@ test-image: image ## Read the built image back: both platforms, user, entrypoint
 
 .PHONY: e2e
 e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_CLUSTER=true: on KUBECONFIG's cluster).
-	go test -tags e2e -count=1 -timeout 20m -v ./e2e/
+	CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 20m -v ./e2e/
 
 .PHONY: bench
 bench: ## The benchmarks behind docs/performance.md.
 	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6
 
 .PHONY: bench-e2e
-## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
+bench-e2e: build $(E2E_TOOLS) ## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
 	CGO_ENABLED=0 go run -trimpath ./hack/bench-e2e -n $(or $(N),300)
 
 .PHONY: e2e-kind
