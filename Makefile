@@ -159,6 +159,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 5s).
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzParseAnchor$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzCheckTrialChain$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 	go test ./internal/signer -run '^$$' -fuzz '^FuzzNamespaceRule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+	go test ./internal/podtrust -run '^$$' -fuzz '^FuzzParseRoots$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 
 .PHONY: test-image
 test-image: image ## Read the built image back: both platforms, user, entrypoint, no shell, annotations; run its binary's --version.

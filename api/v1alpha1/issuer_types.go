@@ -70,6 +70,28 @@ type IssuerSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	TrustRoots TrustRootsReference `json:"trustRoots,omitempty"`
+
+	// Rotation, when set, has the controller rotate the trust anchor safely:
+	// it keeps the roots Linkerd must go on trusting in a ConfigMap it owns
+	// (the trust bundle's source), signs under a new root only once every
+	// meshed pod holds it, and retires the old root only once no leaf under
+	// it can be alive. See docs/rotation.md.
+	// +optional
+	Rotation *RotationSpec `json:"rotation,omitempty"`
+}
+
+// RotationSpec names the trusted set the controller keeps for an issuer.
+type RotationSpec struct {
+	// TrustedRootsConfigMapName is the ConfigMap, beside the trust anchor
+	// Secret, in which the controller keeps the roots that must stay trusted
+	// (key ca-bundle.crt, certificates only). trust-manager's Bundle for
+	// linkerd-identity-trust-roots takes it as its source.
+	// +kubebuilder:default=linkerd-trusted-roots
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	TrustedRootsConfigMapName string `json:"trustedRootsConfigMapName,omitempty"`
 }
 
 // TrustRootsReference names the ConfigMap Linkerd reads its trust roots from:
@@ -110,6 +132,10 @@ type IssuerStatus struct {
 	// TrustAnchor describes the anchor the issuer last checked successfully.
 	// +optional
 	TrustAnchor *TrustAnchorStatus `json:"trustAnchor,omitempty"`
+
+	// Rotation is where a trust anchor rotation stands, with spec.rotation.
+	// +optional
+	Rotation *RotationStatus `json:"rotation,omitempty"`
 }
 
 // TrustAnchorStatus identifies a trust anchor and says when it expires.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotator"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/version"
 )
 
@@ -29,8 +30,10 @@ func main() {
 
 func run() error {
 	var opts controller.Options
+	var rotation rotator.Options
 	var logOpts zap.Options
 	opts.BindFlags(flag.CommandLine)
+	rotation.BindFlags(flag.CommandLine)
 	logOpts.BindFlags(flag.CommandLine)
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	flag.Parse()
@@ -45,6 +48,10 @@ func run() error {
 	if err := opts.Complete(); err != nil {
 		return err
 	}
+	if err := rotation.Complete(); err != nil {
+		return err
+	}
+	opts.Rotation = rotation.Enabled
 
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
@@ -57,6 +64,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if rotation.Enabled {
+		rotator.Cache(&mgrOpts.Cache, opts.WatchNamespaces)
+	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -64,6 +74,11 @@ func run() error {
 	ctx := ctrl.SetupSignalHandler()
 	if err := controller.Setup(ctx, mgr, &opts); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
+	}
+	if rotation.Enabled {
+		if err := rotator.Setup(mgr, rotation, opts.ClusterResourceNamespace); err != nil {
+			return fmt.Errorf("setting up the rotation controllers: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

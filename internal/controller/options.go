@@ -54,6 +54,8 @@ type Options struct {
 	KubeAPIBurst int
 	// PprofAddr serves net/http/pprof when set.
 	PprofAddr string
+	// Rotation: the rotation controller runs beside (internal/rotator).
+	Rotation bool
 	// AuditLog receives one line per signature and per refusal. It must not
 	// be sampled, as controller-runtime's production logger is: an audit
 	// trail that drops lines under load is none. Unset, the request's

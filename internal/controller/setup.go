@@ -130,6 +130,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		AnchorExpiryWarning:      cfg.AnchorExpiryWarning,
 		EventRecorder:            mgr.GetEventRecorder(FieldOwner),
 		Clock:                    clock.RealClock{},
+		Rotation:                 cfg.Rotation,
 	}
 	issuer, clusterIssuer := &v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}
 	if err := s.indexIssuers(ctx, mgr, []v1alpha1.GenericIssuer{issuer, clusterIssuer}); err != nil {

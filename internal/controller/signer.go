@@ -52,6 +52,9 @@ type Signer struct {
 	// EventRecorder reports capped lifetimes and anchor warnings.
 	EventRecorder events.EventRecorder
 	Clock         clock.PassiveClock
+	// Rotation: the rotation controller runs, and issuers with
+	// spec.rotation sign under the root its status names.
+	Rotation bool
 
 	parsed parsed
 }

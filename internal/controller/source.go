@@ -77,7 +77,7 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 	if err := s.checkScope(iss); err != nil {
 		return nil, err
 	}
-	ref := s.AnchorSecret(iss)
+	ref := s.signingSecret(iss)
 	if err := s.checkWatched("trust anchor Secret", ref); err != nil {
 		return nil, err
 	}
@@ -123,6 +123,9 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 			return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 		}
 		s.parsed.prove(ref, v, policy)
+	}
+	if err := s.checkSigningRoot(iss, anchor); err != nil {
+		return nil, err
 	}
 	return anchor, nil
 }

@@ -66,4 +66,5 @@ func Forget(kind, issuer string) {
 	refused.DeletePartialMatch(labels)
 	anchorExpiry.DeletePartialMatch(labels)
 	issuedExpiry.DeletePartialMatch(labels)
+	forgetRotation(labels)
 }

@@ -1,0 +1,97 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// RotationPhase is where a trust anchor rotation stands.
+// +kubebuilder:validation:Enum=Stable;Propagating;Held;Switching;Draining
+type RotationPhase string
+
+// The phases of a rotation, in order. A rotation starts when the anchor
+// Secret holds a root other than the one the issuer signs under.
+const (
+	// RotationStable: one root, trusted and signed under; nothing to do.
+	RotationStable RotationPhase = "Stable"
+	// RotationPropagating: the new root is in the trusted set and the issuer
+	// still signs under the previous root, whose Secret it still has, until
+	// every meshed pod holds the new one.
+	RotationPropagating RotationPhase = "Propagating"
+	// RotationHeld: as Propagating, but the previous root's key is gone (its
+	// Secret was overwritten), so the issuer signs nothing until the new root
+	// has propagated. The identity issuer in place keeps the mesh running
+	// until status.rotation.deadline.
+	RotationHeld RotationPhase = "Held"
+	// RotationSwitching: the issuer signs under the new root and waits for
+	// Linkerd's identity service to load the identity issuer re-issued under
+	// it.
+	RotationSwitching RotationPhase = "Switching"
+	// RotationDraining: the old root stays trusted until no proxy
+	// certificate under it can still be alive.
+	RotationDraining RotationPhase = "Draining"
+)
+
+// ConditionRotation is the issuer condition that says where a rotation
+// stands; True once it is Stable.
+const ConditionRotation = "TrustAnchorRotation"
+
+// RotationStatus is what the controller decided, and why, from the cluster
+// it last observed. Every field is recomputed from the cluster, so a
+// controller restarted in any phase carries on from here.
+type RotationStatus struct {
+	// Phase is where the rotation stands.
+	Phase RotationPhase `json:"phase"`
+	// SigningRoot is the SHA-256 fingerprint of the root the issuer signs
+	// under.
+	SigningRoot string `json:"signingRoot"`
+	// SigningSecretName is the Secret holding SigningRoot's key; during
+	// Propagating, the previous anchor Secret.
+	SigningSecretName string `json:"signingSecretName"`
+	// NextRoot is the fingerprint of the root being rolled out.
+	// +optional
+	NextRoot string `json:"nextRoot,omitempty"`
+	// RetiringRoots are roots still trusted until no leaf under them can be
+	// alive.
+	// +optional
+	RetiringRoots []RetiringRoot `json:"retiringRoots,omitempty"`
+	// BundleGainedAt is when Linkerd's trust roots were first seen holding
+	// NextRoot: a control-plane pod that reads them by configMapKeyRef holds
+	// it only if it started after this.
+	// +optional
+	BundleGainedAt *metav1.Time `json:"bundleGainedAt,omitempty"`
+	// SwitchedAt is when the issuer began signing under SigningRoot.
+	// +optional
+	SwitchedAt *metav1.Time `json:"switchedAt,omitempty"`
+	// PodsBehind is how many meshed and control-plane pods do not hold
+	// NextRoot yet, out of PodsTotal.
+	PodsBehind int32 `json:"podsBehind"`
+	PodsTotal  int32 `json:"podsTotal"`
+	// Behind names the first pods behind, as namespace/name.
+	// +optional
+	Behind []string `json:"behind,omitempty"`
+	// Unrestartable names the first pods behind that no restart can replace
+	// (bare pods, Jobs): delete or re-create them.
+	// +optional
+	Unrestartable []string `json:"unrestartable,omitempty"`
+	// Restarting is how many workloads the controller restarted for
+	// NextRoot still have pods behind (each is restarted at most once).
+	// +optional
+	Restarting int32 `json:"restarting,omitempty"`
+	// Deadline is when the identity issuer in place expires: a rotation
+	// still Held then leaves the mesh without a valid issuer.
+	// +optional
+	Deadline *metav1.Time `json:"deadline,omitempty"`
+	// Message says what the rotation waits for.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Phase last changed.
+	LastTransitionTime metav1.Time `json:"lastTransitionTime"`
+}
+
+// RetiringRoot is a root still trusted after a switch.
+type RetiringRoot struct {
+	// Fingerprint is the root's SHA-256 fingerprint.
+	Fingerprint string `json:"fingerprint"`
+	// Since is when Linkerd's identity service was confirmed to issue under
+	// the root that replaced it; unset until then.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}

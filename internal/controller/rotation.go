@@ -1,0 +1,44 @@
+package controller
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+)
+
+// ReasonRotationHeld: a rotation holds the issuer; nothing is signed until
+// the new root has propagated to every pod.
+const ReasonRotationHeld = "RotationHeld"
+
+// rotating says whether the rotation controller decides which root this
+// issuer signs under.
+func (s *Signer) rotating(iss v1alpha1.GenericIssuer) bool {
+	return s.Rotation && iss.GetSpec().Rotation != nil
+}
+
+// signingSecret is the Secret whose key signs: the one the spec names,
+// unless a rotation keeps signing under the previous anchor Secret until
+// the new root has propagated.
+func (s *Signer) signingSecret(iss v1alpha1.GenericIssuer) types.NamespacedName {
+	ref := s.AnchorSecret(iss)
+	if st := iss.GetStatus().Rotation; s.rotating(iss) && st != nil && st.SigningSecretName != "" {
+		ref.Name = st.SigningSecretName
+	}
+	return ref
+}
+
+// checkSigningRoot refuses an anchor other than the root the rotation
+// signs under: the Secret was overwritten with a root the proxies may not
+// hold yet. An issuer whose rotation has not started yet signs with the
+// anchor the rotation will adopt.
+func (s *Signer) checkSigningRoot(iss v1alpha1.GenericIssuer, anchor *signer.Anchor) error {
+	st := iss.GetStatus().Rotation
+	if !s.rotating(iss) || st == nil || st.SigningRoot == "" || st.SigningRoot == signer.Fingerprint(anchor.Certificate) {
+		return nil
+	}
+	return fmt.Errorf("%s: the trust anchor Secret %s now holds root %s, which not every meshed pod holds yet, and the key of root %s is gone: nothing is signed until the new root has propagated (status.rotation: %s)",
+		ReasonRotationHeld, s.signingSecret(iss), signer.Fingerprint(anchor.Certificate), st.SigningRoot, st.Message)
+}

@@ -1,0 +1,171 @@
+// Package podtrust reads, from a pod as Linkerd's injector and Helm chart
+// write it, which trust roots its proxy holds: the roots inline in
+// linkerd-proxy's LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS (meshed pods), or
+// the trust roots ConfigMap as it was when the container started
+// (control-plane pods, by configMapKeyRef). A pod's roots never change while
+// it runs (linkerd2#9313), so this is all a rotation needs to know of it.
+package podtrust
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+)
+
+// The names Linkerd gives what matters to trust.
+const (
+	ProxyContainer  = "linkerd-proxy"
+	TrustAnchorsEnv = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
+	// ControlPlaneNSLabel marks every meshed pod, control plane included,
+	// with its control plane's namespace.
+	ControlPlaneNSLabel = "linkerd.io/control-plane-ns"
+	// ComponentLabel marks Linkerd's own control-plane pods.
+	ComponentLabel = "linkerd.io/control-plane-component"
+	// RestartedForAnnotation, on a workload's pod template, records the root
+	// a rotation restarted it for: patching it again with the same value
+	// changes nothing, so a workload is restarted at most once per root.
+	RestartedForAnnotation = "linkerdca.io/restarted-for"
+	// podTemplateHashLabel names a Deployment's ReplicaSet: <deployment>-<hash>.
+	podTemplateHashLabel = "pod-template-hash"
+)
+
+// Workload is what a restart can replace a pod through. Kind is empty for a
+// pod nothing re-creates on a restart (a bare pod, a Job's).
+type Workload struct {
+	Kind      string `json:"kind,omitempty"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Restartable says whether a rollout restart replaces the workload's pods.
+func (w Workload) Restartable() bool { return w.Kind != "" }
+
+func (w Workload) String() string {
+	if w.Kind == "" {
+		return w.Namespace + "/" + w.Name
+	}
+	return w.Kind + " " + w.Namespace + "/" + w.Name
+}
+
+// Pod is what a rotation needs of a meshed pod.
+type Pod struct {
+	Namespace, Name string
+	// ControlPlane is the namespace of the pod's control plane.
+	ControlPlane string
+	// Component is set on Linkerd's own control-plane pods.
+	Component string
+	// Inline are the fingerprints of the roots in the proxy's env; nil when
+	// it takes them from the ConfigMap, or when they do not parse (Invalid).
+	Inline []string
+	// FromConfigMap: the proxy reads the trust roots ConfigMap when it starts.
+	FromConfigMap bool
+	// Invalid is why the inline roots do not parse: the proxy trusts nothing.
+	Invalid string
+	Created time.Time
+	// Started is when linkerd-proxy (else the pod) started; nil before.
+	Started *time.Time
+	// Terminating pods still run their proxies.
+	Terminating  bool
+	Workload     Workload
+	RestartedFor string
+}
+
+// Key is namespace/name.
+func (p Pod) Key() string { return p.Namespace + "/" + p.Name }
+
+// Of reads a pod's trust; ok is false for a pod without linkerd-proxy.
+func Of(pod *corev1.Pod) (p Pod, ok bool) {
+	proxy, ok := proxyContainer(pod)
+	if !ok {
+		return Pod{}, false
+	}
+	p = Pod{
+		Namespace: pod.Namespace, Name: pod.Name,
+		ControlPlane: pod.Labels[ControlPlaneNSLabel], Component: pod.Labels[ComponentLabel],
+		Created: pod.CreationTimestamp.Time, Terminating: pod.DeletionTimestamp != nil,
+		Workload: workloadOf(pod), RestartedFor: pod.Annotations[RestartedForAnnotation],
+	}
+	for _, e := range proxy.Env {
+		if e.Name != TrustAnchorsEnv {
+			continue
+		}
+		if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
+			p.FromConfigMap = true
+		} else if roots, err := ParseRoots(e.Value); err != nil {
+			p.Invalid = err.Error()
+		} else {
+			p.Inline = roots
+		}
+	}
+	if p.Inline == nil && !p.FromConfigMap && p.Invalid == "" {
+		p.Invalid = "linkerd-proxy has no " + TrustAnchorsEnv
+	}
+	p.Started = startedAt(pod)
+	return p, true
+}
+
+// ParseRoots is the fingerprints of the roots in an env value, parsed as
+// strictly as Linkerd parses its trust bundle.
+func ParseRoots(env string) ([]string, error) {
+	certs, err := signer.ParseTrustBundle([]byte(env))
+	if err != nil {
+		return nil, err
+	}
+	fps := make([]string, len(certs))
+	for i, c := range certs {
+		fps[i] = signer.Fingerprint(c)
+	}
+	return fps, nil
+}
+
+// proxyContainer finds linkerd-proxy: a native sidecar in current Linkerd,
+// a container in older releases.
+func proxyContainer(pod *corev1.Pod) (corev1.Container, bool) {
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			if c.Name == ProxyContainer {
+				return c, true
+			}
+		}
+	}
+	return corev1.Container{}, false
+}
+
+func startedAt(pod *corev1.Pod) *time.Time {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name == ProxyContainer && cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
+				t := cs.State.Running.StartedAt.Time
+				return &t
+			}
+		}
+	}
+	if pod.Status.StartTime != nil {
+		t := pod.Status.StartTime.Time
+		return &t
+	}
+	return nil
+}
+
+// workloadOf is the Deployment, StatefulSet or DaemonSet a restart goes
+// through. A Deployment's ReplicaSet is named <deployment>-<pod-template-hash>,
+// so no ReplicaSet needs reading; a ReplicaSet of no Deployment then shows as
+// a Deployment the restart does not find, and is reported, not restarted.
+func workloadOf(pod *corev1.Pod) Workload {
+	owner := metav1.GetControllerOf(pod)
+	if owner == nil {
+		return Workload{Namespace: pod.Namespace, Name: pod.Name}
+	}
+	switch owner.Kind {
+	case "ReplicaSet":
+		if h := pod.Labels[podTemplateHashLabel]; h != "" && len(owner.Name) > len(h)+1 && owner.Name[len(owner.Name)-len(h)-1:] == "-"+h {
+			return Workload{Kind: "Deployment", Namespace: pod.Namespace, Name: owner.Name[:len(owner.Name)-len(h)-1]}
+		}
+	case "StatefulSet", "DaemonSet":
+		return Workload{Kind: owner.Kind, Namespace: pod.Namespace, Name: owner.Name}
+	}
+	return Workload{Namespace: pod.Namespace, Name: pod.Name}
+}

@@ -1,0 +1,100 @@
+package rotation
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+)
+
+// Holds says whether a pod's proxy trusts root. Inline roots are parsed
+// from the pod; a proxy that reads the ConfigMap holds what it held when it
+// started, so it holds root only if it started after the bundle gained it
+// (or has not started yet, and the bundle holds root now).
+func Holds(p podtrust.Pod, root string, gained *metav1.Time, bundle []string) bool {
+	switch {
+	case p.Inline != nil:
+		return slices.Contains(p.Inline, root)
+	case !p.FromConfigMap:
+		return false
+	case p.Started == nil:
+		return slices.Contains(bundle, root)
+	default:
+		return gained != nil && p.Started.After(gained.Time)
+	}
+}
+
+// Behind are the pods that do not hold root, sorted by key.
+func Behind(pods []podtrust.Pod, root string, gained *metav1.Time, bundle []string) []podtrust.Pod {
+	var out []podtrust.Pod
+	for _, p := range pods {
+		if !Holds(p, root, gained, bundle) {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+func list(st *v1alpha1.RotationStatus, behind []podtrust.Pod) {
+	st.PodsBehind = int32(len(behind))
+	for _, p := range behind {
+		if len(st.Behind) < MaxListed {
+			st.Behind = append(st.Behind, p.Key())
+		}
+		if !p.Workload.Restartable() && len(st.Unrestartable) < MaxListed {
+			st.Unrestartable = append(st.Unrestartable, p.Key())
+		}
+	}
+}
+
+// planRestarts picks the workloads to restart now: the control plane's
+// first, then the data plane's, at most MaxConcurrentRestarts in flight,
+// and one alone until a re-created pod is seen holding the new root. A
+// workload already restarted for this root is never restarted again. If a
+// re-created pod does not hold the root (the injector serves a stale
+// bundle), restarts stop and stalled says why.
+func planRestarts(cfg Config, root string, behind, all []podtrust.Pod, restartedFor map[podtrust.Workload]string) (restart []podtrust.Workload, restarting int32, stalled string) {
+	verified := false
+	for _, p := range all {
+		if p.RestartedFor != root || p.Inline == nil {
+			continue
+		}
+		if !slices.Contains(p.Inline, root) {
+			return nil, 0, fmt.Sprintf("restarts stopped: pod %s was re-created for the new root but does not hold it, so Linkerd's proxy injector serves a stale bundle; restart the proxy injector, then that pod's workload (kubectl rollout restart), and restarts resume", p.Key())
+		}
+		verified = true
+	}
+	controlPlane := slices.ContainsFunc(behind, func(p podtrust.Pod) bool { return p.Component != "" })
+	inFlight := map[podtrust.Workload]bool{}
+	var candidates []podtrust.Workload
+	for _, p := range behind {
+		w := p.Workload
+		if !w.Restartable() || (controlPlane && p.Component == "") {
+			continue
+		}
+		ann, found := restartedFor[w]
+		switch {
+		case !found:
+		case ann == root:
+			inFlight[w] = true
+		case !slices.Contains(candidates, w):
+			candidates = append(candidates, w)
+		}
+	}
+	limit := max(cfg.MaxConcurrentRestarts, 1)
+	if !verified && !controlPlane {
+		limit = 1
+	}
+	for _, w := range candidates {
+		if len(inFlight)+len(restart) >= limit {
+			break
+		}
+		restart = append(restart, w)
+	}
+	return restart, int32(len(inFlight) + len(restart)), ""
+}

@@ -1,0 +1,277 @@
+// Package rotation decides, from what the controller observed of the
+// cluster, where an issuer's trust anchor rotation stands and what to do
+// next: which roots stay trusted, which root to sign under, whether to have
+// the identity issuer re-issued, which workloads to restart. It does no I/O:
+// the controller observes and acts, so every decision is a pure function of
+// the cluster's state and a controller restarted in any phase resumes.
+//
+// The invariants it keeps are ../shared/ROTATION.md's: sign only under a
+// root every meshed and control-plane pod holds (I1, I4), and drop a root
+// from the trusted set only once no leaf under it can be alive (I2).
+package rotation
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+)
+
+// Config is the controller's rotation settings.
+type Config struct {
+	// Restarts has the controller restart the workloads that are behind.
+	Restarts bool
+	// MaxConcurrentRestarts bounds the workloads restarting at once.
+	MaxConcurrentRestarts int
+	// LeafLifetime is how long a proxy certificate lives (Linkerd's
+	// identity.issuer.issuanceLifetime, 24h by default): a retired root
+	// leaves the trusted set that long after the switch.
+	LeafLifetime time.Duration
+}
+
+// IdentityIssuer is what the controller saw of the identity issuer
+// Secret(s) this issuer signs.
+type IdentityIssuer struct {
+	// Root is the fingerprint of the root the Secret's certificate chains
+	// to, "" when none is known.
+	Root string
+	// NotBefore and NotAfter are the certificate's validity.
+	NotBefore, NotAfter time.Time
+	// Updated is when Linkerd's identity service last reported loading an
+	// issuer (event IssuerUpdated); zero when never seen.
+	Updated time.Time
+}
+
+// Observed is the cluster, as the controller saw it for one issuer.
+type Observed struct {
+	Now time.Time
+	// Prev is the status the controller last wrote; nil before the first.
+	Prev *v1alpha1.RotationStatus
+	// SpecSecret is the anchor Secret the issuer names, and Anchor the
+	// fingerprint of the root it holds ("" when unusable).
+	SpecSecret, Anchor string
+	// SigningKeyHeld: the Secret named Prev.SigningSecretName still holds
+	// Prev.SigningRoot, key included.
+	SigningKeyHeld bool
+	// Bundle are the fingerprints in Linkerd's trust roots ConfigMap.
+	Bundle []string
+	// Pods are the meshed and control-plane pods of the issuer's control
+	// plane.
+	Pods     []podtrust.Pod
+	Identity IdentityIssuer
+	// RestartedFor is the restarted-for annotation of each workload behind,
+	// as read from the workload ("" when never restarted); absent when the
+	// workload was not found.
+	RestartedFor map[podtrust.Workload]string
+}
+
+// Event is a phase change worth an Event.
+type Event struct {
+	Warning        bool
+	Reason, Detail string
+}
+
+// Decision is what the controller does next.
+type Decision struct {
+	Status v1alpha1.RotationStatus
+	// Trusted are the roots the trusted set must hold, signing root first.
+	Trusted []string
+	// Reissue has cert-manager issue the identity issuer now, as
+	// `cmctl renew` does.
+	Reissue bool
+	// Restart are the workloads to restart now, for Status.NextRoot.
+	Restart []podtrust.Workload
+	Event   *Event
+	// RequeueAfter is when time alone changes the decision (a drain ends).
+	RequeueAfter time.Duration
+}
+
+// MaxListed bounds the pods a status names.
+const MaxListed = 5
+
+// Decide is the next step of an issuer's rotation.
+func Decide(cfg Config, o Observed) Decision {
+	st := v1alpha1.RotationStatus{}
+	if o.Prev != nil {
+		st = *o.Prev.DeepCopy()
+	}
+	if st.SigningRoot == "" {
+		// First sight: the anchor in place is what the mesh runs on.
+		st = v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningRoot: o.Anchor, SigningSecretName: o.SpecSecret}
+	}
+	d := Decision{}
+	st.PodsBehind, st.Behind, st.Unrestartable, st.Restarting, st.Deadline = 0, nil, nil, 0, nil
+	st.PodsTotal = int32(len(o.Pods))
+	switch {
+	case o.Anchor == "" || st.SigningRoot == "":
+		st.Message = "the trust anchor Secret holds no usable root; nothing changes until it does"
+	case o.Anchor != st.SigningRoot:
+		propagate(cfg, o, &st, &d)
+	default:
+		settle(cfg, o, &st, &d)
+	}
+	d.Trusted = trusted(st)
+	if o.Prev == nil || o.Prev.Phase != st.Phase {
+		st.LastTransitionTime = metav1.NewTime(o.Now)
+		d.Event = phaseEvent(st)
+	}
+	d.Status = st
+	return d
+}
+
+// propagate: the anchor Secret holds a root other than the signing root.
+// It is trusted at once, and signed under once every pod holds it.
+func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
+	if st.NextRoot != o.Anchor {
+		st.NextRoot, st.BundleGainedAt = o.Anchor, nil
+	}
+	if st.BundleGainedAt == nil && slices.Contains(o.Bundle, st.NextRoot) {
+		t := metav1.NewTime(o.Now)
+		st.BundleGainedAt = &t
+	}
+	behind := Behind(o.Pods, st.NextRoot, st.BundleGainedAt, o.Bundle)
+	list(st, behind)
+	if st.BundleGainedAt != nil && len(behind) == 0 {
+		// Every pod holds the new root: sign under it from now on.
+		st.RetiringRoots = slices.DeleteFunc(st.RetiringRoots, func(r v1alpha1.RetiringRoot) bool {
+			return r.Fingerprint == st.NextRoot || r.Fingerprint == st.SigningRoot
+		})
+		st.RetiringRoots = append(st.RetiringRoots, v1alpha1.RetiringRoot{Fingerprint: st.SigningRoot})
+		now := metav1.NewTime(o.Now)
+		st.SigningRoot, st.SigningSecretName = st.NextRoot, o.SpecSecret
+		st.NextRoot, st.BundleGainedAt, st.SwitchedAt = "", nil, &now
+		st.Phase, st.PodsBehind, st.Behind = v1alpha1.RotationSwitching, 0, nil
+		st.Message = "every pod holds the new root: the identity issuer is re-issued under it"
+		d.Reissue = true
+		return
+	}
+	st.Phase = v1alpha1.RotationPropagating
+	if !o.SigningKeyHeld {
+		st.Phase = v1alpha1.RotationHeld
+	}
+	if !o.Identity.NotAfter.IsZero() {
+		t := metav1.NewTime(o.Identity.NotAfter)
+		st.Deadline = &t
+	}
+	switch {
+	case st.BundleGainedAt == nil:
+		st.Message = "waiting for Linkerd's trust roots to include the new root (trust-manager's Bundle must take the trusted set as its source)"
+	case cfg.Restarts:
+		var stalled string
+		d.Restart, st.Restarting, stalled = planRestarts(cfg, st.NextRoot, behind, o.Pods, o.RestartedFor)
+		st.Message = fmt.Sprintf("%d of %d pods do not hold the new root yet; restarting their workloads (%d rolling out)", st.PodsBehind, st.PodsTotal, st.Restarting)
+		if stalled != "" {
+			st.Message = stalled
+		}
+	default:
+		st.Message = fmt.Sprintf("%d of %d pods do not hold the new root yet; restart them (kubectl rollout restart), or turn on the controller's restarts", st.PodsBehind, st.PodsTotal)
+	}
+	if st.Phase == v1alpha1.RotationHeld {
+		st.Message = fmt.Sprintf("held: the anchor Secret %s was overwritten, so the previous root's key is gone and nothing is signed until the new root has propagated; %s", o.SpecSecret, st.Message)
+		if st.Deadline != nil {
+			st.Message += fmt.Sprintf("; the identity issuer in place expires at %s", st.Deadline.UTC().Format(time.RFC3339))
+		}
+	}
+	if len(st.Unrestartable) > 0 {
+		st.Message += fmt.Sprintf("; no restart replaces %v: delete or re-create them", st.Unrestartable)
+	}
+}
+
+// settle: the anchor Secret holds the signing root. Confirm a switch, then
+// drain the retired roots.
+func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
+	st.NextRoot, st.BundleGainedAt, st.SigningSecretName = "", nil, o.SpecSecret
+	if st.Phase == v1alpha1.RotationSwitching {
+		if !confirmed(o, st) {
+			d.Reissue = o.Identity.Root != st.SigningRoot
+			st.Message = "waiting for Linkerd's identity service to load the identity issuer re-issued under the new root (event IssuerUpdated, or its restart)"
+			return
+		}
+		now := metav1.NewTime(o.Now)
+		for i := range st.RetiringRoots {
+			if st.RetiringRoots[i].Since == nil {
+				st.RetiringRoots[i].Since = &now
+			}
+		}
+	}
+	var next time.Duration
+	st.RetiringRoots = slices.DeleteFunc(st.RetiringRoots, func(r v1alpha1.RetiringRoot) bool {
+		done, wait := drained(cfg, o, r)
+		if !done && wait > 0 && (next == 0 || wait < next) {
+			next = wait
+		}
+		return done
+	})
+	d.RequeueAfter = next
+	if len(st.RetiringRoots) == 0 {
+		st.Phase, st.Message = v1alpha1.RotationStable, "one root, trusted and signed under"
+		return
+	}
+	st.Phase = v1alpha1.RotationDraining
+	st.Message = fmt.Sprintf("the retired root stays trusted until no proxy certificate under it can be alive: %s after the switch, or once every meshed pod has restarted", cfg.LeafLifetime)
+}
+
+// confirmed: the identity issuer Secret chains to the new root, and
+// Linkerd's identity service loaded it (IssuerUpdated since it was issued,
+// or every identity pod started since).
+func confirmed(o Observed, st *v1alpha1.RotationStatus) bool {
+	if o.Identity.Root != st.SigningRoot {
+		return false
+	}
+	if !o.Identity.Updated.IsZero() && !o.Identity.Updated.Before(o.Identity.NotBefore) {
+		return true
+	}
+	identity := 0
+	for _, p := range o.Pods {
+		if p.Component != "identity" {
+			continue
+		}
+		identity++
+		if p.Started == nil || p.Started.Before(o.Identity.NotBefore) {
+			return false
+		}
+	}
+	return identity > 0
+}
+
+// drained: no leaf under a retired root can be alive, or how long until.
+func drained(cfg Config, o Observed, r v1alpha1.RetiringRoot) (bool, time.Duration) {
+	if r.Since == nil {
+		return false, 0
+	}
+	if end := r.Since.Add(cfg.LeafLifetime); !o.Now.Before(end) {
+		return true, 0
+	}
+	for _, p := range o.Pods {
+		if p.Created.Before(r.Since.Time) {
+			return false, r.Since.Add(cfg.LeafLifetime).Sub(o.Now)
+		}
+	}
+	return true, 0
+}
+
+func trusted(st v1alpha1.RotationStatus) []string {
+	var out []string
+	for _, fp := range append([]string{st.SigningRoot, st.NextRoot}, retiring(st)...) {
+		if fp != "" && !slices.Contains(out, fp) {
+			out = append(out, fp)
+		}
+	}
+	return out
+}
+
+func retiring(st v1alpha1.RotationStatus) []string {
+	out := make([]string, 0, len(st.RetiringRoots))
+	for _, r := range st.RetiringRoots {
+		out = append(out, r.Fingerprint)
+	}
+	return out
+}
+
+func phaseEvent(st v1alpha1.RotationStatus) *Event {
+	return &Event{Warning: st.Phase == v1alpha1.RotationHeld, Reason: "Rotation" + string(st.Phase), Detail: st.Message}
+}

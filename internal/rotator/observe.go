@@ -1,0 +1,175 @@
+package rotator
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"sort"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+)
+
+// observed is rotation.Observed plus the certificates behind its
+// fingerprints, which the trusted set is written from.
+type observed struct {
+	rotation.Observed
+	certs        map[string]*x509.Certificate
+	trusted      *corev1.ConfigMap
+	certificates []cmapi.Certificate
+}
+
+// observe reads the cluster for one issuer. Anchor Secrets are read from
+// the API server (their certificates only are kept); everything else from
+// the informers.
+func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*observed, error) {
+	o := &observed{certs: map[string]*x509.Certificate{}}
+	o.Now, o.Prev = r.Clock.Now(), iss.GetStatus().Rotation
+	spec := r.Signer.AnchorSecret(iss)
+	o.SpecSecret = spec.Name
+	if cert, _, err := r.anchorCert(ctx, spec); err != nil {
+		return nil, err
+	} else if cert != nil {
+		o.Anchor = o.add(cert)
+	}
+	if p := o.Prev; p != nil && p.SigningSecretName != "" {
+		cert, hasKey, err := r.anchorCert(ctx, types.NamespacedName{Namespace: spec.Namespace, Name: p.SigningSecretName})
+		if err != nil {
+			return nil, err
+		}
+		o.SigningKeyHeld = cert != nil && hasKey && o.add(cert) == p.SigningRoot
+	}
+	trusted := &corev1.ConfigMap{}
+	switch err := r.Client.Get(ctx, r.trustedRef(iss), trusted); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, err
+	default:
+		o.trusted = trusted
+		certs, _ := signer.ParseTrustBundle([]byte(trusted.Data[v1alpha1.DefaultTrustRootsKey]))
+		for _, c := range certs {
+			o.add(c)
+		}
+	}
+	if ref, key, ok := controller.TrustRootsConfigMap(iss); ok {
+		cm := &corev1.ConfigMap{}
+		if err := r.Client.Get(ctx, ref, cm); err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		certs, _ := signer.ParseTrustBundle([]byte(cm.Data[key]))
+		for _, c := range certs {
+			o.Bundle = append(o.Bundle, signer.Fingerprint(c))
+		}
+	}
+	cp := controller.PolicyFor(iss, nil).ControlPlaneNamespace
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.MatchingLabels{podtrust.ControlPlaneNSLabel: cp}); err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		if p, ok := podtrust.Of(&pods.Items[i]); ok {
+			o.Pods = append(o.Pods, p)
+		}
+	}
+	if err := r.observeIdentity(ctx, iss, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *observed) add(c *x509.Certificate) string {
+	fp := signer.Fingerprint(c)
+	o.certs[fp] = c
+	return fp
+}
+
+// anchorCert is the root an anchor Secret holds, and whether it has a key;
+// nil when the Secret is missing or holds no certificate.
+func (r *Reconciler) anchorCert(ctx context.Context, ref types.NamespacedName) (*x509.Certificate, bool, error) {
+	var s corev1.Secret
+	if err := r.APIReader.Get(ctx, ref, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
+	}
+	block, _ := pem.Decode(s.Data[corev1.TLSCertKey])
+	if block == nil {
+		return nil, false, nil
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, false, nil
+	}
+	return cert, len(s.Data[corev1.TLSPrivateKeyKey]) > 0, nil
+}
+
+// observeIdentity reads the identity issuer Certificates this issuer signs,
+// the root their Secrets chain to, and Linkerd identity's last
+// IssuerUpdated event.
+func (r *Reconciler) observeIdentity(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed) error {
+	ns := controller.PolicyFor(iss, nil).Namespace
+	if ns == "" {
+		ns = iss.GetNamespace()
+	}
+	var certs cmapi.CertificateList
+	if err := r.Client.List(ctx, &certs, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	for _, c := range certs.Items {
+		ref := c.Spec.IssuerRef
+		if ref.Group != v1alpha1.GroupVersion.Group || ref.Kind != iss.IssuerKind() || ref.Name != iss.GetName() {
+			continue
+		}
+		o.certificates = append(o.certificates, c)
+	}
+	sort.Slice(o.certificates, func(i, j int) bool { return o.certificates[i].Name < o.certificates[j].Name })
+	if len(o.certificates) == 0 {
+		return nil
+	}
+	c := o.certificates[0]
+	var s corev1.Secret
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretName}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if block, _ := pem.Decode(s.Data[corev1.TLSCertKey]); block != nil {
+		if leaf, err := x509.ParseCertificate(block.Bytes); err == nil {
+			o.Identity.NotBefore, o.Identity.NotAfter = leaf.NotBefore, leaf.NotAfter
+			for fp, root := range o.certs {
+				if leaf.CheckSignatureFrom(root) == nil {
+					o.Identity.Root = fp
+				}
+			}
+		}
+	}
+	if o.Prev == nil || o.Prev.Phase != v1alpha1.RotationSwitching {
+		return nil
+	}
+	var events corev1.EventList
+	if err := r.APIReader.List(ctx, &events, client.InNamespace(controller.PolicyFor(iss, nil).ControlPlaneNamespace),
+		client.MatchingFields{"involvedObject.name": "linkerd-identity", "reason": "IssuerUpdated"}); err != nil {
+		return fmt.Errorf("listing Linkerd identity's IssuerUpdated events: %w", err)
+	}
+	for _, e := range events.Items {
+		for _, t := range []time.Time{e.LastTimestamp.Time, e.EventTime.Time, e.FirstTimestamp.Time} {
+			if t.After(o.Identity.Updated) {
+				o.Identity.Updated = t
+			}
+		}
+	}
+	return nil
+}

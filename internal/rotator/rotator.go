@@ -1,0 +1,138 @@
+package rotator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
+)
+
+// FieldOwner manages status.rotation, the Rotation condition and the
+// trusted set.
+const FieldOwner = controller.FieldOwner + "-rotation"
+
+// Reconciler rotates one issuer kind's trust anchors.
+type Reconciler struct {
+	Kind      v1alpha1.GenericIssuer
+	Client    client.Client
+	APIReader client.Reader
+	// Signer says where an issuer's anchor Secret and trust roots are.
+	Signer   *controller.Signer
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Config   rotation.Config
+}
+
+// resync re-observes a rotation in progress that no event may move: a
+// workload that rolled out, an event of Linkerd's identity service.
+const resync = 10 * time.Second
+
+// Reconcile observes, decides and acts, in the order that keeps the
+// invariants if it stops between any two steps: the trusted set first (a
+// root is trusted before anything uses it), then the status (the root
+// signed under), then the re-issue and the restarts.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	iss := r.Kind.New()
+	if err := r.Client.Get(ctx, req.NamespacedName, iss); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if iss.GetSpec().Rotation == nil || !iss.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, nil
+	}
+	o, err := r.observe(ctx, iss)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if o.Anchor == "" && o.Prev == nil {
+		return ctrl.Result{RequeueAfter: resync}, nil
+	}
+	if r.Config.Restarts {
+		if err := r.observeWorkloads(ctx, o); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	d := rotation.Decide(r.Config, o.Observed)
+	if err := r.writeTrusted(ctx, iss, o, d.Trusted); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyStatus(ctx, iss, d.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	kind, name := issuerLabels(iss)
+	metrics.SetRotation(kind, name, string(d.Status.Phase), int(d.Status.PodsBehind))
+	if d.Event != nil {
+		typ := corev1.EventTypeNormal
+		if d.Event.Warning {
+			typ = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(iss, nil, typ, d.Event.Reason, "Rotate", "%s", d.Event.Detail)
+	}
+	if d.Reissue {
+		if err := r.reissue(ctx, o); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	for _, w := range d.Restart {
+		if err := r.restart(ctx, w, d.Status.NextRoot); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if d.Status.Phase == v1alpha1.RotationStable {
+		return ctrl.Result{}, nil
+	}
+	after := resync
+	if d.RequeueAfter > 0 && d.RequeueAfter < after {
+		after = d.RequeueAfter
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+func (r *Reconciler) trustedRef(iss v1alpha1.GenericIssuer) types.NamespacedName {
+	ref := r.Signer.AnchorSecret(iss)
+	ref.Name = iss.GetSpec().Rotation.TrustedRootsConfigMapName
+	if ref.Name == "" {
+		ref.Name = DefaultTrustedRoots
+	}
+	return ref
+}
+
+// DefaultTrustedRoots is spec.rotation.trustedRootsConfigMapName's default.
+const DefaultTrustedRoots = "linkerd-trusted-roots"
+
+func issuerLabels(iss v1alpha1.GenericIssuer) (kind, name string) {
+	if iss.IsClusterScoped() {
+		return iss.IssuerKind(), iss.GetName()
+	}
+	return iss.IssuerKind(), iss.GetNamespace() + "/" + iss.GetName()
+}
+
+// restart rolls a workload out again, as `kubectl rollout restart` does, by
+// writing the root into its pod template: the same value again changes
+// nothing, so a workload restarts at most once per root.
+func (r *Reconciler) restart(ctx context.Context, w podtrust.Workload, root string) error {
+	obj, err := workloadObject(w)
+	if err != nil {
+		return err
+	}
+	obj.SetNamespace(w.Namespace)
+	obj.SetName(w.Name)
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, podtrust.RestartedForAnnotation, root)
+	err = r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
