@@ -79,9 +79,10 @@ func renew(t *testing.T, ns, name string) {
 // TestCurrentGuideFlow is Linkerd's current guide with this issuer: the
 // root made by cert-manager's SelfSigned issuer and kept in cert-manager, a
 // LinkerdCAClusterIssuer signing linkerd-identity-issuer in the control
-// plane's namespace, trust-manager distributing the roots. Then the same
-// cluster issuer refuses a tenant, and the anchor is rotated through the
-// Bundle as docs/rotation.md describes.
+// plane's namespace, trust-manager distributing the trusted set the issuer
+// keeps. Then the same cluster issuer refuses a tenant, and the anchor is
+// rotated by hand, as docs/rotation.md's appendix describes, once the
+// issuer's own rotation is turned off.
 func TestCurrentGuideFlow(t *testing.T) {
 	var ns corev1.Namespace
 	if err := cl.Get(ctx, client.ObjectKey{Name: nsGuide}, &ns); err != nil {
@@ -104,7 +105,7 @@ func TestCurrentGuideFlow(t *testing.T) {
 	waitIssuer(t, iss, metav1.ConditionTrue, "")
 
 	// 5. trust-manager writes the roots into the control plane's namespace.
-	bundle := guide.Bundle(guide.TrustAnchor)
+	bundle := guide.Bundle()
 	create(t, bundle)
 	waitTrustRoots(t, anchor.Data["tls.crt"])
 	waitTrusted(t, iss, metav1.ConditionTrue)
@@ -143,7 +144,9 @@ func TestCurrentGuideFlow(t *testing.T) {
 		assertNoSecret(t, nsRefusals, crt.Name)
 	})
 
-	t.Run("rotating the anchor through the Bundle", func(t *testing.T) {
+	t.Run("rotating the anchor by hand through the Bundle", func(t *testing.T) {
+		update(t, iss, func() { iss.Spec.Rotation = nil })
+		update(t, bundle, func() { bundle.Object["spec"] = guide.BundleOfSecrets(guide.TrustAnchor).Object["spec"] })
 		create(t, guide.TrustAnchorCertificate(guide.TrustAnchor+"-next"))
 		waitCertificateReady(t, nsCluster, guide.TrustAnchor+"-next", 60*time.Second)
 		next := mustSecret(t, nsCluster, guide.TrustAnchor+"-next")
@@ -161,7 +164,7 @@ func TestCurrentGuideFlow(t *testing.T) {
 
 		// 1. Trust both roots: old and new Bundle sources.
 		update(t, bundle, func() {
-			bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor, guide.TrustAnchor+"-next").Object["spec"]
+			bundle.Object["spec"] = guide.BundleOfSecrets(guide.TrustAnchor, guide.TrustAnchor+"-next").Object["spec"]
 		})
 		waitTrustRoots(t, anchor.Data["tls.crt"], next.Data["tls.crt"])
 
@@ -187,7 +190,7 @@ func TestCurrentGuideFlow(t *testing.T) {
 		assertLinkerdIdentityChecks(t, mustSecret(t, nsGuide, "linkerd-identity-issuer"))
 
 		// 3. Retire the old root: the issuer stays Ready and trusted.
-		update(t, bundle, func() { bundle.Object["spec"] = guide.Bundle(guide.TrustAnchor + "-next").Object["spec"] })
+		update(t, bundle, func() { bundle.Object["spec"] = guide.BundleOfSecrets(guide.TrustAnchor + "-next").Object["spec"] })
 		waitTrustRoots(t, next.Data["tls.crt"])
 		waitTrusted(t, iss, metav1.ConditionTrue)
 		waitIssuer(t, iss, metav1.ConditionTrue, "")

@@ -60,6 +60,7 @@ func run(m *testing.M) int {
 		CSRRequesters:    []string{csrRequester},
 		Workloads:        true,
 		LinkerdNamespace: nsMesh,
+		RotationRestarts: true,
 		Logf:             func(f string, a ...any) { fmt.Printf("e2e: "+f+"\n", a...) },
 	})
 	if err != nil {

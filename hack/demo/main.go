@@ -141,15 +141,15 @@ func currentGuide(ctx context.Context, cp *localcp.ControlPlane) (*corev1.Secret
 	fmt.Printf("3. LinkerdCAClusterIssuer %s (anchor %s/%s, signs only for namespace %s): Ready=%s (%s)\n",
 		issuer.Name, guide.TrustNamespace, guide.TrustAnchor, ns, ready.Status, ready.Message)
 
-	if err := c.Create(ctx, guide.Bundle(guide.TrustAnchor)); err != nil {
+	if err := c.Create(ctx, guide.Bundle()); err != nil {
 		return nil, fmt.Errorf("step 4, creating the Bundle: %w", err)
 	}
 	trusted, err := waitIssuer(ctx, c, issuer, v1alpha1.ConditionTrustAnchorTrusted, metav1.ConditionTrue)
 	if err != nil {
 		return nil, fmt.Errorf("step 4, the anchor never became trusted: %w", err)
 	}
-	fmt.Printf("4. trust-manager Bundle %s → ConfigMap %s/%s (key ca-bundle.crt)\n   TrustAnchorTrusted=%s: %s\n",
-		guide.TrustRoots, ns, guide.TrustRoots, trusted.Status, trusted.Message)
+	fmt.Printf("4. trust-manager Bundle %s: the trusted set the issuer keeps (ConfigMap %s/%s) → ConfigMap %s/%s (key ca-bundle.crt)\n   TrustAnchorTrusted=%s: %s\n",
+		guide.TrustRoots, guide.TrustNamespace, guide.TrustedRoots, ns, guide.TrustRoots, trusted.Status, trusted.Message)
 
 	crt := guide.IdentityIssuerCertificate(ns, guide.IdentityIssuer)
 	if err := c.Create(ctx, crt); err != nil {

@@ -31,6 +31,10 @@ const (
 	// TrustRoots is the Bundle and the ConfigMap it writes (key
 	// ca-bundle.crt) into control plane namespaces.
 	TrustRoots = "linkerd-identity-trust-roots"
+	// TrustedRoots is the ConfigMap, in TrustNamespace, in which the
+	// controller keeps the roots that must stay trusted: the Bundle's only
+	// source, so an overwrite of the anchor Secret never drops a root.
+	TrustedRoots = "linkerd-trusted-roots"
 	// ControlPlaneLabel marks the namespaces the Bundle writes into.
 	ControlPlaneLabel = "linkerd.io/is-control-plane"
 )
@@ -61,22 +65,37 @@ func TrustAnchorCertificate(name string) *cmapi.Certificate {
 }
 
 // ClusterIssuer is the LinkerdCAClusterIssuer reading the root from the
-// controller's cluster resource namespace, signing for controlPlane only.
+// controller's cluster resource namespace, signing for controlPlane only,
+// and rotating it safely: it keeps the trusted set in TrustedRoots.
 func ClusterIssuer(anchorSecret, controlPlane string) *v1alpha1.LinkerdCAClusterIssuer {
 	return &v1alpha1.LinkerdCAClusterIssuer{
 		ObjectMeta: metav1.ObjectMeta{Name: IdentityIssuer},
-		Spec:       v1alpha1.IssuerSpec{TrustAnchorSecretName: anchorSecret, ControlPlaneNamespace: controlPlane},
+		Spec: v1alpha1.IssuerSpec{TrustAnchorSecretName: anchorSecret, ControlPlaneNamespace: controlPlane,
+			Rotation: &v1alpha1.RotationSpec{TrustedRootsConfigMapName: TrustedRoots}},
 	}
 }
 
-// Bundle is trust-manager's Bundle: the ca.crt of each anchor Secret, into
-// ConfigMap TrustRoots, key ca-bundle.crt, of every namespace labelled as a
-// Linkerd control plane. Rotation adds the new root as a second source.
-func Bundle(anchorSecrets ...string) *unstructured.Unstructured {
+// Bundle is trust-manager's Bundle: the trusted set the controller keeps
+// (ConfigMap TrustedRoots), into ConfigMap TrustRoots, key ca-bundle.crt,
+// of every namespace labelled as a Linkerd control plane. Its source is the
+// trusted set alone: were it the anchor Secret, renewing the root in place
+// would drop the old root from the bundle at once.
+func Bundle() *unstructured.Unstructured {
+	return bundle(map[string]any{"configMap": map[string]any{"name": TrustedRoots, "key": v1alpha1.DefaultTrustRootsKey}})
+}
+
+// BundleOfSecrets is the Bundle of the manual procedure (docs/rotation.md,
+// appendix): the ca.crt of each anchor Secret named, for an issuer without
+// spec.rotation.
+func BundleOfSecrets(anchorSecrets ...string) *unstructured.Unstructured {
 	var sources []any
 	for _, s := range anchorSecrets {
 		sources = append(sources, map[string]any{"secret": map[string]any{"name": s, "key": "ca.crt"}})
 	}
+	return bundle(sources...)
+}
+
+func bundle(sources ...any) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "trust.cert-manager.io/v1alpha1",
 		"kind":       "Bundle",

@@ -90,6 +90,11 @@ type Decision struct {
 	RequeueAfter time.Duration
 }
 
+// settleTime separates the bundle's gaining a root from the restarts it
+// calls for: start times are kept to the second, so a pod restarted within
+// the second of the gain could not be told to hold the root.
+const settleTime = 2 * time.Second
+
 // MaxListed bounds the pods a status names.
 const MaxListed = 5
 
@@ -160,6 +165,9 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 	switch {
 	case st.BundleGainedAt == nil:
 		st.Message = "waiting for Linkerd's trust roots to include the new root (trust-manager's Bundle must take the trusted set as its source)"
+	case cfg.Restarts && o.Now.Before(st.BundleGainedAt.Add(settleTime)):
+		st.Message = "the bundle just gained the new root; restarts begin once a pod started now is sure to have started after that"
+		d.RequeueAfter = settleTime
 	case cfg.Restarts:
 		var stalled string
 		d.Restart, st.Restarting, stalled = planRestarts(cfg, st.NextRoot, behind, o.Pods, o.RestartedFor)

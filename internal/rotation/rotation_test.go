@@ -190,7 +190,7 @@ func TestRestartsControlPlaneFirstOneCanaryThenBounded(t *testing.T) {
 	c.Restarts = true
 	gained := metav1.NewTime(t0)
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: rootA, SigningSecretName: "anchor", NextRoot: rootB, BundleGainedAt: &gained}
-	o := Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "next", Anchor: rootB, SigningKeyHeld: true, Bundle: []string{rootA, rootB},
+	o := Observed{Now: t0.Add(time.Second), Prev: prev, SpecSecret: "next", Anchor: rootB, SigningKeyHeld: true, Bundle: []string{rootA, rootB},
 		Pods: []podtrust.Pod{controlPlane("identity", t0.Add(-time.Hour)), controlPlane("destination", t0.Add(-time.Hour)),
 			meshed("web-1", rootA), meshed("api-1", rootA), meshed("db-1", rootA), {Namespace: "app", Name: "bare", ControlPlane: "linkerd", Inline: []string{rootA}, Workload: podtrust.Workload{Namespace: "app", Name: "bare"}}}}
 	o.RestartedFor = map[podtrust.Workload]string{}
@@ -199,6 +199,10 @@ func TestRestartsControlPlaneFirstOneCanaryThenBounded(t *testing.T) {
 			o.RestartedFor[p.Workload] = ""
 		}
 	}
+	if d := Decide(c, o); len(d.Restart) != 0 || d.RequeueAfter == 0 {
+		t.Fatalf("a second after the gain: restart %v requeue %s; want none yet, and a requeue", d.Restart, d.RequeueAfter)
+	}
+	o.Now = t0.Add(time.Minute)
 	d := Decide(c, o)
 	if len(d.Restart) != 2 || d.Restart[0].Namespace != "linkerd" || d.Restart[1].Namespace != "linkerd" {
 		t.Fatalf("restart = %v; want the two control-plane Deployments first", d.Restart)

@@ -65,6 +65,8 @@ func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
 		"--metrics-bind-address=" + metrics,
 		"--health-probe-bind-address=" + probes,
 		"--zap-log-level=debug",
+		// As the chart's default.
+		"--rotation",
 	}
 	if len(cp.opts.CSRRequesters) > 0 {
 		args = append(args, "--enable-kubernetes-csr", "--kubernetes-csr-requesters="+strings.Join(cp.opts.CSRRequesters, ","))
@@ -84,6 +86,10 @@ func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
 	}
 	return waitHTTP(ctx, "http://"+probes+"/readyz", 60*time.Second)
 }
+
+// SetIssuerArgs replaces the flags added to the issuer's own at its next
+// start (Options.IssuerArgs).
+func (cp *ControlPlane) SetIssuerArgs(args ...string) { cp.opts.IssuerArgs = args }
 
 // IssuerRunning reports whether a replica of the issuer runs under name.
 func (cp *ControlPlane) IssuerRunning(name string) bool {

@@ -64,6 +64,9 @@ func (cp *ControlPlane) chartValues() []string {
 		"watchNamespaces={" + strings.Join(cp.opts.WatchNamespaces, ",") + "}",
 		"clusterResourceNamespace=" + cp.opts.ClusterResourceNamespace,
 	}
+	if cp.opts.RotationRestarts {
+		v = append(v, "rotation.restarts.enabled=true")
+	}
 	if len(cp.opts.CSRRequesters) > 0 {
 		v = append(v, "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={"+strings.Join(cp.opts.CSRRequesters, ",")+"}")
 	}

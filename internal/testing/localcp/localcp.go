@@ -62,6 +62,9 @@ type Options struct {
 	// Workloads: where the stand-in injector reads the trust roots, and
 	// where Linkerd's control plane Deployments run. linkerd when empty.
 	LinkerdNamespace string
+	// RotationRestarts grants the issuer the chart's restart RBAC
+	// (rotation.restarts.enabled); --rotation-restarts is the tests' to set.
+	RotationRestarts bool
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -200,6 +203,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		if err := cp.createAll(ctx, LinkerdControlPlane(opts.LinkerdNamespace)...); err != nil {
 			return cp, err
 		}
+		cp.startIdentityService(ctx, opts.LinkerdNamespace)
 	}
 	opts.Logf("granting the issuer the RBAC its Helm chart renders")
 	if err := cp.bindIssuerRBAC(ctx); err != nil {

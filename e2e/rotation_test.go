@@ -1,0 +1,439 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
+)
+
+// The rotation suite's mesh: Linkerd's control plane in nsMesh and
+// rotationWorkloads meshed Deployments of rotationReplicas pods each, spread
+// over rotationNamespaces namespaces.
+const (
+	rotationIssuer     = "e2e-rotation"
+	rotationTrusted    = "e2e-rotation-trusted"
+	rotationRoot       = "e2e-rotation-root"
+	rotationNamespaces = 4
+	rotationWorkloads  = 20
+	rotationReplicas   = 10
+	// rotationLifetime stands in for the proxy certificate lifetime (24h).
+	rotationLifetime = 20 * time.Second
+)
+
+type rotationMesh struct {
+	iss         *v1alpha1.LinkerdCAClusterIssuer
+	watcher     *trustWatcher
+	workloads   []*appsv1.Deployment
+	controlPlan []*appsv1.Deployment
+}
+
+// TestTrustAnchorRotationOnAMesh rotates the root of a mesh of 200 meshed
+// pods and Linkerd's control plane, under both triggers, with and without
+// the controller's restarts, with a watcher asserting the invariants on
+// every change from start to end.
+func TestTrustAnchorRotationOnAMesh(t *testing.T) {
+	if cp.Existing {
+		t.Skip("needs the local control plane's cluster, injector and identity stand-ins")
+	}
+	m := setUpMesh(t)
+	defer m.assertInvariants(t)
+
+	t.Run("root Certificate renewed in place: held, then completed by restarts", func(t *testing.T) {
+		before := m.root(t)
+		renew(t, nsCluster, rotationRoot)
+		st := m.waitPhase(t, v1alpha1.RotationHeld, 60*time.Second)
+		issuer := m.identityIssuer(t)
+		if st.Deadline == nil || !st.Deadline.Time.Equal(issuer.NotAfter.Truncate(time.Second)) || st.PodsBehind != st.PodsTotal || len(st.Behind) != 5 {
+			t.Errorf("held status %+v; want the identity issuer's expiry (%s) as deadline, every pod behind, five named", st, issuer.NotAfter)
+		}
+		if !strings.Contains(st.Message, "held") || !strings.Contains(st.Message, issuer.NotAfter.UTC().Format(time.RFC3339)) {
+			t.Errorf("message %q does not say held until when", st.Message)
+		}
+		m.waitEvent(t, corev1.EventTypeWarning, "RotationHeld")
+		m.waitTrustRootsHold(t, before, m.anchorRoot(t))
+		if code, out := linkerdCACheck(); code == 0 || !strings.Contains(out, "held") {
+			t.Errorf("linkerd-ca check during a hold: exit %d, want a failure naming the hold:\n%s", code, out)
+		}
+		m.assertIssuerUnder(t, before)
+		m.restartIssuer(t, "--rotation-restarts")
+		m.waitStable(t, m.anchorRoot(t), 4*time.Minute)
+		m.assertRestartedOnce(t, m.anchorRoot(t))
+	})
+
+	t.Run("new anchor Secret with restarts, the controller SIGKILLed in each phase", func(t *testing.T) {
+		next := newAnchor(t)
+		create(t, anchorSecret(nsCluster, "e2e-rotation-next", next))
+		root := signer.Fingerprint(next.Certificate)
+		previous := m.root(t)
+		update(t, m.iss, func() { m.iss.Spec.TrustAnchorSecretName = "e2e-rotation-next" })
+		killed := map[v1alpha1.RotationPhase]bool{}
+		start := time.Now()
+		eventually(t, 4*time.Minute, "the rotation Stable under the new root", func() error {
+			st := m.status(t)
+			if st.Phase != v1alpha1.RotationStable && !killed[st.Phase] {
+				killed[st.Phase] = true
+				t.Logf("%s after %s: SIGKILL, restart", st.Phase, time.Since(start).Round(time.Millisecond))
+				if err := cp.StopIssuer("issuer", syscall.SIGKILL); err != nil {
+					return err
+				}
+				return cp.StartIssuer(ctx, "issuer")
+			}
+			if st.Phase == v1alpha1.RotationPropagating && st.SigningRoot != previous {
+				t.Errorf("signing under %s while propagating, want the previous root", st.SigningRoot)
+			}
+			if st.Phase != v1alpha1.RotationStable || st.SigningRoot != root {
+				return fmt.Errorf("phase %s under %s: %s", st.Phase, short(st.SigningRoot), st.Message)
+			}
+			return nil
+		})
+		for _, p := range []v1alpha1.RotationPhase{v1alpha1.RotationPropagating, v1alpha1.RotationDraining} {
+			if !killed[p] {
+				t.Errorf("the controller was never killed in %s (killed in %v)", p, killed)
+			}
+		}
+		m.assertRestartedOnce(t, root)
+		m.assertIssuerUnder(t, root)
+		m.waitTrustRootsHold(t, root)
+	})
+
+	t.Run("new anchor Secret without restarts: waits, names who is behind, a bare pod blocks", func(t *testing.T) {
+		m.restartIssuer(t)
+		bare := meshedPod(t, workloadNamespace(0), "bare")
+		next := newAnchor(t)
+		create(t, anchorSecret(nsCluster, "e2e-rotation-third", next))
+		root := signer.Fingerprint(next.Certificate)
+		update(t, m.iss, func() { m.iss.Spec.TrustAnchorSecretName = "e2e-rotation-third" })
+		st := m.waitPhase(t, v1alpha1.RotationPropagating, 60*time.Second)
+		eventually(t, 30*time.Second, "every pod behind, the bare pod named", func() error {
+			st = m.status(t)
+			if st.BundleGainedAt == nil || st.PodsBehind != st.PodsTotal || !slices.Contains(st.Unrestartable, bare) {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+		if code, out := linkerdCACheck(); code != 0 || !strings.Contains(out, "rotation") {
+			t.Errorf("linkerd-ca check while propagating: exit %d, want a warning, not a failure:\n%s", code, out)
+		}
+		time.Sleep(3 * time.Second) // nothing restarts by itself
+		m.assertRestartedOnce(t, "")
+		for _, d := range append(m.controlPlan, m.workloads...) {
+			rolloutRestart(t, d)
+		}
+		eventually(t, 3*time.Minute, "only the bare pod behind", func() error {
+			st = m.status(t)
+			if st.Phase != v1alpha1.RotationPropagating || st.PodsBehind != 1 || !slices.Equal(st.Behind, []string{bare}) {
+				return fmt.Errorf("%s, %d behind %v", st.Phase, st.PodsBehind, st.Behind)
+			}
+			return nil
+		})
+		if err := cl.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: workloadNamespace(0), Name: "bare"}}); err != nil {
+			t.Fatal(err)
+		}
+		m.waitStable(t, root, 2*time.Minute)
+		m.assertIssuerUnder(t, root)
+	})
+}
+
+func workloadNamespace(i int) string { return fmt.Sprintf("e2e-mesh-apps-%d", i) }
+
+func setUpMesh(t *testing.T) *rotationMesh {
+	t.Helper()
+	// The mesh is this test's alone: other tests' meshed pods gone, and
+	// trust-manager writing the roots from this issuer's trusted set only.
+	eventually(t, 2*time.Minute, "no other test's meshed pods", func() error {
+		var pods corev1.PodList
+		if err := cl.List(ctx, &pods, client.MatchingLabels{localcp.ControlPlaneNSLabel: nsMesh}); err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if p.Namespace != nsMesh {
+				return fmt.Errorf("pod %s/%s", p.Namespace, p.Name)
+			}
+		}
+		return nil
+	})
+	old := guide.Bundle()
+	if err := cl.Delete(ctx, old); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	_ = cl.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: nsMesh, Name: v1alpha1.DefaultTrustRootsConfigMap}})
+
+	m := &rotationMesh{}
+	m.restartIssuer(t)
+	var err error
+	if m.watcher, err = watchTrust(ctx, rotationLifetime); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, guide.SelfSignedRootIssuer()); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	create(t, guide.TrustAnchorCertificate(rotationRoot))
+	waitCertificateReady(t, nsCluster, rotationRoot, 60*time.Second)
+	m.iss = guide.ClusterIssuer(rotationRoot, nsMesh)
+	m.iss.Name, m.iss.Spec.Rotation.TrustedRootsConfigMapName = rotationIssuer, rotationTrusted
+	create(t, m.iss)
+	create(t, meshBundle())
+	root := m.waitStable(t, m.anchorRoot(t), 60*time.Second).SigningRoot
+	m.waitTrustRootsHold(t, root)
+
+	// Linkerd's control plane starts once its roots exist, as it must.
+	for _, c := range localcp.LinkerdComponents {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: nsMesh, Name: "linkerd-" + c}}
+		rolloutRestart(t, d)
+		m.controlPlan = append(m.controlPlan, d)
+	}
+	for _, d := range m.controlPlan {
+		waitRolledOut(t, d)
+	}
+	crt := guide.IdentityIssuerCertificate(nsMesh, localcp.IdentityIssuerSecret)
+	crt.Spec.IssuerRef.Name = rotationIssuer
+	create(t, crt)
+	waitCertificateReady(t, nsMesh, crt.Name, 60*time.Second)
+
+	for i := range rotationNamespaces {
+		namespace(t, workloadNamespace(i), map[string]string{localcp.InjectLabel: "enabled"})
+	}
+	for i := range rotationWorkloads {
+		d := deployment(workloadNamespace(i%rotationNamespaces), fmt.Sprintf("app-%02d", i), rotationReplicas)
+		create(t, d)
+		m.workloads = append(m.workloads, d)
+	}
+	start := time.Now()
+	for _, d := range m.workloads {
+		waitRolledOut(t, d)
+	}
+	t.Logf("mesh up: %d meshed pods in %s", rotationWorkloads*rotationReplicas, time.Since(start).Round(time.Millisecond))
+	m.waitStable(t, root, 60*time.Second)
+	return m
+}
+
+// meshBundle is the guide's Bundle for this issuer's trusted set, into
+// nsMesh alone.
+func meshBundle() *unstructured.Unstructured {
+	b := guide.Bundle()
+	spec := b.Object["spec"].(map[string]any)
+	spec["sources"] = []any{map[string]any{"configMap": map[string]any{"name": rotationTrusted, "key": v1alpha1.DefaultTrustRootsKey}}}
+	spec["target"].(map[string]any)["namespaceSelector"] = map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": nsMesh}}
+	return b
+}
+
+func (m *rotationMesh) restartIssuer(t *testing.T, extra ...string) {
+	t.Helper()
+	cp.SetIssuerArgs(append([]string{"--proxy-certificate-lifetime=" + rotationLifetime.String()}, extra...)...)
+	if err := cp.StopIssuer("issuer", syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.StartIssuer(ctx, "issuer"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cp.SetIssuerArgs()
+		if cp.StopIssuer("issuer", syscall.SIGTERM) == nil {
+			_ = cp.StartIssuer(ctx, "issuer")
+		}
+	})
+}
+
+func (m *rotationMesh) status(t *testing.T) v1alpha1.RotationStatus {
+	t.Helper()
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(m.iss), m.iss); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.iss.Status.Rotation; st != nil {
+		return *st
+	}
+	return v1alpha1.RotationStatus{}
+}
+
+func (m *rotationMesh) root(t *testing.T) string { return m.status(t).SigningRoot }
+
+// anchorRoot is the fingerprint of the root the issuer's anchor Secret holds.
+func (m *rotationMesh) anchorRoot(t *testing.T) string {
+	t.Helper()
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(m.iss), m.iss); err != nil {
+		t.Fatal(err)
+	}
+	s := mustSecret(t, nsCluster, m.iss.Spec.TrustAnchorSecretName)
+	return signer.Fingerprint(parsePEMCertificates(t, "anchor", s.Data[corev1.TLSCertKey])[0])
+}
+
+func (m *rotationMesh) waitPhase(t *testing.T, phase v1alpha1.RotationPhase, timeout time.Duration) v1alpha1.RotationStatus {
+	t.Helper()
+	var st v1alpha1.RotationStatus
+	eventually(t, timeout, "rotation phase "+string(phase), func() error {
+		if st = m.status(t); st.Phase != phase {
+			return fmt.Errorf("phase %s: %s", st.Phase, st.Message)
+		}
+		return nil
+	})
+	return st
+}
+
+func (m *rotationMesh) waitStable(t *testing.T, root string, timeout time.Duration) v1alpha1.RotationStatus {
+	t.Helper()
+	var st v1alpha1.RotationStatus
+	start, phase := time.Now(), v1alpha1.RotationPhase("")
+	eventually(t, timeout, "the rotation Stable under "+short(root), func() error {
+		st = m.status(t)
+		if st.Phase != phase {
+			t.Logf("%s at %s: %s", st.Phase, time.Since(start).Round(time.Millisecond), st.Message)
+			phase = st.Phase
+		}
+		if st.Phase != v1alpha1.RotationStable || st.SigningRoot != root {
+			return fmt.Errorf("phase %s under %s: %s", st.Phase, short(st.SigningRoot), st.Message)
+		}
+		return nil
+	})
+	return st
+}
+
+func (m *rotationMesh) waitEvent(t *testing.T, typ, reason string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "event "+reason, func() error {
+		var evs corev1.EventList
+		if err := cl.List(ctx, &evs); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == reason && e.Type == typ && e.InvolvedObject.Name == rotationIssuer {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event %s on %s", typ, reason, rotationIssuer)
+	})
+}
+
+// waitTrustRootsHold waits until Linkerd's trust roots hold exactly roots.
+func (m *rotationMesh) waitTrustRootsHold(t *testing.T, roots ...string) {
+	t.Helper()
+	eventually(t, 60*time.Second, "Linkerd's trust roots holding exactly the roots expected", func() error {
+		var cm corev1.ConfigMap
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: nsMesh, Name: v1alpha1.DefaultTrustRootsConfigMap}, &cm); err != nil {
+			return err
+		}
+		certs, err := signer.ParseTrustBundle([]byte(cm.Data[v1alpha1.DefaultTrustRootsKey]))
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, c := range certs {
+			got = append(got, signer.Fingerprint(c))
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(roots))
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("bundle %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+func (m *rotationMesh) identityIssuer(t *testing.T) *x509.Certificate {
+	t.Helper()
+	s := mustSecret(t, nsMesh, localcp.IdentityIssuerSecret)
+	return parsePEMCertificates(t, "identity issuer", s.Data[corev1.TLSCertKey])[0]
+}
+
+func (m *rotationMesh) assertIssuerUnder(t *testing.T, root string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the identity issuer under "+short(root), func() error {
+		s, err := getSecret(t, nsMesh, localcp.IdentityIssuerSecret)
+		if err != nil {
+			return err
+		}
+		leaf := parsePEMCertificates(t, "identity issuer", s.Data[corev1.TLSCertKey])[0]
+		for _, c := range parsePEMCertificates(t, "ca.crt", s.Data["ca.crt"]) {
+			if signer.Fingerprint(c) == root {
+				return leaf.CheckSignatureFrom(c)
+			}
+		}
+		return fmt.Errorf("root %s not in ca.crt", short(root))
+	})
+}
+
+// assertRestartedOnce: each workload's pod template names root as what it
+// was restarted for, and its generation moved by one for it ("" for
+// none: nothing was restarted).
+func (m *rotationMesh) assertRestartedOnce(t *testing.T, root string) {
+	t.Helper()
+	for _, d := range append(slices.Clone(m.controlPlan), m.workloads...) {
+		var got appsv1.Deployment
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(d), &got); err != nil {
+			t.Fatal(err)
+		}
+		ann := got.Spec.Template.Annotations[podtrust.RestartedForAnnotation]
+		switch {
+		case root == "" && got.Generation != d.Generation:
+			t.Errorf("%s/%s: generation %d, was %d: restarted with restarts off", got.Namespace, got.Name, got.Generation, d.Generation)
+		case root != "" && (ann != root || got.Generation != d.Generation+1):
+			t.Errorf("%s/%s: restarted for %q, generation %d (was %d); want one restart for %s", got.Namespace, got.Name, short(ann), got.Generation, d.Generation, short(root))
+		}
+		d.Generation = got.Generation
+	}
+}
+
+func (m *rotationMesh) assertInvariants(t *testing.T) {
+	violations, checks := m.watcher.report()
+	t.Logf("the watcher checked the invariants on %d changes", checks)
+	for _, v := range violations {
+		t.Errorf("invariant broken: %s", v)
+	}
+}
+
+// meshedPod creates a bare pod in an injected namespace: nothing re-creates
+// it, so no restart gives it a new root.
+func meshedPod(t *testing.T, ns, name string) string {
+	t.Helper()
+	create(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}})
+	eventually(t, 30*time.Second, "bare pod running", func() error {
+		var p corev1.Pod
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+			return err
+		}
+		if !podReady(&p) {
+			return fmt.Errorf("phase %s", p.Status.Phase)
+		}
+		return nil
+	})
+	return ns + "/" + name
+}
+
+// rolloutRestart is `kubectl rollout restart`.
+func rolloutRestart(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	update(t, d, func() {
+		if d.Spec.Template.Annotations == nil {
+			d.Spec.Template.Annotations = map[string]string{}
+		}
+		d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339Nano)
+	})
+}
+
+func linkerdCACheck() (int, string) {
+	var out, errOut bytes.Buffer
+	code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "-L", nsMesh}, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
