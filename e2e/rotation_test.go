@@ -436,4 +436,3 @@ func linkerdCACheck() (int, string) {
 	code := cli.Run(ctx, []string{"check", "--kubeconfig", cp.AdminKubeconfig, "-L", nsMesh}, &out, &errOut)
 	return code, out.String() + errOut.String()
 }
-

@@ -46,7 +46,7 @@ func Setup(mgr ctrl.Manager, opts Options, clusterResourceNamespace string) erro
 			return r.rotating(ctx, "")
 		})
 		err := ctrl.NewControllerManagedBy(mgr).
-			Named("rotation-" + kind.IssuerKind()).
+			Named("rotation-"+kind.IssuerKind()).
 			For(kind).
 			Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 				return r.rotating(ctx, o.GetLabels()[podtrust.ControlPlaneNSLabel])
