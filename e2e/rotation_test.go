@@ -82,6 +82,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 	})
 
 	t.Run("new anchor Secret with restarts, the controller SIGKILLed in each phase", func(t *testing.T) {
+		m.restartIssuer(t, "--rotation-restarts")
 		next := newAnchor(t)
 		create(t, anchorSecret(nsCluster, "e2e-rotation-next", next))
 		root := signer.Fingerprint(next.Certificate)
@@ -97,7 +98,10 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 				if err := cp.StopIssuer("issuer", syscall.SIGKILL); err != nil {
 					return err
 				}
-				return cp.StartIssuer(ctx, "issuer")
+				if err := cp.StartIssuer(ctx, "issuer"); err != nil {
+					return err
+				}
+				return fmt.Errorf("killed in %s", st.Phase)
 			}
 			if st.Phase == v1alpha1.RotationPropagating && st.SigningRoot != previous {
 				t.Errorf("signing under %s while propagating, want the previous root", st.SigningRoot)
@@ -181,6 +185,12 @@ func setUpMesh(t *testing.T) *rotationMesh {
 
 	m := &rotationMesh{}
 	m.restartIssuer(t)
+	t.Cleanup(func() {
+		cp.SetIssuerArgs()
+		if cp.StopIssuer("issuer", syscall.SIGTERM) == nil {
+			_ = cp.StartIssuer(ctx, "issuer")
+		}
+	})
 	var err error
 	if m.watcher, err = watchTrust(ctx, rotationLifetime); err != nil {
 		t.Fatal(err)
@@ -238,6 +248,8 @@ func meshBundle() *unstructured.Unstructured {
 	return b
 }
 
+// restartIssuer restarts the issuer with the suite's leaf lifetime and extra
+// flags; the suite's end restores its defaults.
 func (m *rotationMesh) restartIssuer(t *testing.T, extra ...string) {
 	t.Helper()
 	cp.SetIssuerArgs(append([]string{"--proxy-certificate-lifetime=" + rotationLifetime.String()}, extra...)...)
@@ -247,12 +259,6 @@ func (m *rotationMesh) restartIssuer(t *testing.T, extra ...string) {
 	if err := cp.StartIssuer(ctx, "issuer"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cp.SetIssuerArgs()
-		if cp.StopIssuer("issuer", syscall.SIGTERM) == nil {
-			_ = cp.StartIssuer(ctx, "issuer")
-		}
-	})
 }
 
 func (m *rotationMesh) status(t *testing.T) v1alpha1.RotationStatus {

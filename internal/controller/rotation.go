@@ -42,3 +42,11 @@ func (s *Signer) checkSigningRoot(iss v1alpha1.GenericIssuer, anchor *signer.Anc
 	return fmt.Errorf("%s: the trust anchor Secret %s now holds root %s, which not every meshed pod holds yet, and the key of root %s is gone: nothing is signed until the new root has propagated (status.rotation: %s)",
 		ReasonRotationHeld, s.signingSecret(iss), signer.Fingerprint(anchor.Certificate), st.SigningRoot, st.Message)
 }
+
+// signingRoot is what the rotation last decided: the root and its Secret.
+func signingRoot(iss v1alpha1.GenericIssuer) string {
+	if st := iss.GetStatus().Rotation; st != nil {
+		return st.SigningRoot + "/" + st.SigningSecretName
+	}
+	return ""
+}

@@ -108,11 +108,19 @@ func (w *watches) setup(_ context.Context, gvk schema.GroupVersionKind, mgr ctrl
 // an issuer now gone.
 func (w *watches) issuerEvents() handler.EventHandler {
 	return handler.Funcs{
-		UpdateFunc: func(_ context.Context, e event.UpdateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			older, ok1 := e.ObjectOld.(v1alpha1.GenericIssuer)
 			newer, ok2 := e.ObjectNew.(v1alpha1.GenericIssuer)
-			if ok1 && ok2 && w.signer.AnchorSecret(older) != w.signer.AnchorSecret(newer) {
+			if !ok1 || !ok2 {
+				return
+			}
+			if w.signer.AnchorSecret(older) != w.signer.AnchorSecret(newer) {
 				w.signer.parsed.secretChanged(w.signer.AnchorSecret(older), version{})
+			}
+			// The rotation moved the root signed under: re-check now, not at
+			// the next backoff, so a held issuer signs as soon as it may.
+			if signingRoot(older) != signingRoot(newer) {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(newer)})
 			}
 		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {

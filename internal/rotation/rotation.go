@@ -135,8 +135,7 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 		st.NextRoot, st.BundleGainedAt = o.Anchor, nil
 	}
 	if st.BundleGainedAt == nil && slices.Contains(o.Bundle, st.NextRoot) {
-		t := metav1.NewTime(o.Now)
-		st.BundleGainedAt = &t
+		st.BundleGainedAt = ceil(o.Now)
 	}
 	behind := Behind(o.Pods, st.NextRoot, st.BundleGainedAt, o.Bundle)
 	list(st, behind)
@@ -195,14 +194,15 @@ func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
 	st.NextRoot, st.BundleGainedAt, st.SigningSecretName = "", nil, o.SpecSecret
 	if st.Phase == v1alpha1.RotationSwitching {
 		if !confirmed(o, st) {
+			// Linkerd's identity reports by an event, which nothing watches.
+			d.RequeueAfter = 2 * time.Second
 			d.Reissue = o.Identity.Root != st.SigningRoot
 			st.Message = "waiting for Linkerd's identity service to load the identity issuer re-issued under the new root (event IssuerUpdated, or its restart)"
 			return
 		}
-		now := metav1.NewTime(o.Now)
 		for i := range st.RetiringRoots {
 			if st.RetiringRoots[i].Since == nil {
-				st.RetiringRoots[i].Since = &now
+				st.RetiringRoots[i].Since = ceil(o.Now)
 			}
 		}
 	}
@@ -260,6 +260,17 @@ func drained(cfg Config, o Observed, r v1alpha1.RetiringRoot) (bool, time.Durati
 		}
 	}
 	return true, 0
+}
+
+// ceil is t rounded up to the second. The API keeps times to the second; a
+// time the gate waits from is rounded up, never down, so that a pod started,
+// or a drain ended, within that second is never taken to be after it.
+func ceil(t time.Time) *metav1.Time {
+	r := metav1.NewTime(t.Truncate(time.Second))
+	if !r.Time.Equal(t) {
+		r = metav1.NewTime(r.Time.Add(time.Second))
+	}
+	return &r
 }
 
 func trusted(st v1alpha1.RotationStatus) []string {

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/trustanchor"
+)
+
+func newRotation(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotation",
+		Short: "See and start the trust anchor rotation of Linkerd's identity issuer (docs/rotation.md)",
+		Args:  noSubcommand,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	var certificate string
+	cmd.PersistentFlags().StringVar(&certificate, "certificate", "linkerd-identity-issuer", "The identity issuer Certificate in the Linkerd namespace; its issuerRef names the issuer")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Where the rotation stands, and the pods whose proxies do not hold the new root yet, with their workloads",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return rotationStatus(cmd.Context(), g, certificate)
+		},
+	}
+	var fromSecret, anchorNamespace string
+	start := &cobra.Command{
+		Use:   "start",
+		Short: "Start a rotation the safe way: make the next root (or take --from-secret) and point the issuer at it",
+		Long: `Start a trust anchor rotation: make the next root as a new kubernetes.io/tls
+Secret beside the current one (or take an existing one with --from-secret) and
+point the issuer's spec.trustAnchorSecretName at it. The issuer keeps signing
+under the current root until every meshed pod holds the new one; see
+` + "`linkerd-ca rotation status`" + `.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return rotationStart(cmd.Context(), g, certificate, fromSecret, anchorNamespace)
+		},
+	}
+	start.Flags().StringVar(&fromSecret, "from-secret", "", "Take this kubernetes.io/tls Secret, beside the current anchor, as the next root instead of making one")
+	start.Flags().StringVar(&anchorNamespace, "anchor-namespace", "cert-manager", "Where a LinkerdCAClusterIssuer's anchor Secrets live: the controller's cluster resource namespace")
+	cmd.AddCommand(status, start)
+	return cmd
+}
+
+// issuerOf is the LinkerdCA issuer the identity issuer Certificate names.
+func issuerOf(ctx context.Context, c client.Client, ns, certificate string) (v1alpha1.GenericIssuer, client.ObjectKey, error) {
+	var crt cmapi.Certificate
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: certificate}, &crt); err != nil {
+		return nil, client.ObjectKey{}, fmt.Errorf("reading Certificate %s/%s: %w", ns, certificate, err)
+	}
+	ref := crt.Spec.IssuerRef
+	iss := v1alpha1.NewIssuerOfKind(ref.Kind)
+	if ref.Group != v1alpha1.GroupVersion.Group || iss == nil {
+		return nil, client.ObjectKey{}, fmt.Errorf("Certificate %s/%s names %s %q of group %q, not a LinkerdCA issuer", ns, certificate, ref.Kind, ref.Name, ref.Group)
+	}
+	key := client.ObjectKey{Name: ref.Name}
+	if !iss.IsClusterScoped() {
+		key.Namespace = ns
+	}
+	if err := c.Get(ctx, key, iss); err != nil {
+		return nil, key, fmt.Errorf("reading %s %s: %w", iss.IssuerKind(), key, err)
+	}
+	if iss.GetSpec().Rotation == nil {
+		return nil, key, fmt.Errorf("%s %s has no spec.rotation, so the controller does not rotate its anchor; add it (docs/rotation.md), or rotate by hand as its appendix says", iss.IssuerKind(), key)
+	}
+	return iss, key, nil
+}
+
+func rotationStatus(ctx context.Context, g *globals, certificate string) error {
+	c, err := g.kube.client()
+	if err != nil {
+		return err
+	}
+	iss, key, err := issuerOf(ctx, c, g.linkerdNamespace, certificate)
+	if err != nil {
+		return err
+	}
+	st := iss.GetStatus().Rotation
+	if st == nil {
+		return fmt.Errorf("%s %s has no status.rotation yet: is linkerd-ca-issuer running with --rotation?", iss.IssuerKind(), key)
+	}
+	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "issuer\t%s %s\nphase\t%s (since %s)\nsigning root\t%s (Secret %s)\n", iss.IssuerKind(), key, st.Phase, st.LastTransitionTime.UTC().Format(time.RFC3339), st.SigningRoot, st.SigningSecretName)
+	if st.NextRoot != "" {
+		fmt.Fprintf(w, "next root\t%s\n", st.NextRoot)
+	}
+	for _, r := range st.RetiringRoots {
+		fmt.Fprintf(w, "retiring root\t%s\n", r.Fingerprint)
+	}
+	if st.Deadline != nil {
+		fmt.Fprintf(w, "deadline\t%s (the identity issuer in place expires)\n", st.Deadline.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "pods behind\t%d of %d\n%s\n", st.PodsBehind, st.PodsTotal, st.Message)
+	if err := w.Flush(); err != nil || st.NextRoot == "" {
+		return err
+	}
+	var cm corev1.ConfigMap
+	var bundle []string
+	if err := c.Get(ctx, client.ObjectKey{Namespace: g.linkerdNamespace, Name: v1alpha1.DefaultTrustRootsConfigMap}, &cm); err == nil {
+		certs, _ := signer.ParseTrustBundle([]byte(cm.Data[v1alpha1.DefaultTrustRootsKey]))
+		for _, cert := range certs {
+			bundle = append(bundle, signer.Fingerprint(cert))
+		}
+	}
+	var list corev1.PodList
+	if err := c.List(ctx, &list, client.MatchingLabels{podtrust.ControlPlaneNSLabel: g.linkerdNamespace}); err != nil {
+		return fmt.Errorf("listing meshed pods: %w", err)
+	}
+	var pods []podtrust.Pod
+	for i := range list.Items {
+		if p, ok := podtrust.Of(&list.Items[i]); ok {
+			pods = append(pods, p)
+		}
+	}
+	w = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nPOD\tWORKLOAD\tHOLDS")
+	for _, p := range rotation.Behind(pods, st.NextRoot, st.BundleGainedAt, bundle) {
+		workload, holds := p.Workload.String(), fmt.Sprintf("%d roots inline", len(p.Inline))
+		if !p.Workload.Restartable() {
+			workload = "none: delete or re-create the pod"
+		}
+		switch {
+		case p.FromConfigMap:
+			holds = "the trust roots as they were when it started"
+		case p.Invalid != "":
+			holds = "nothing: " + p.Invalid
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", p.Key(), workload, holds)
+	}
+	return w.Flush()
+}
+
+func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anchorNamespace string) error {
+	c, err := g.kube.client()
+	if err != nil {
+		return err
+	}
+	iss, key, err := issuerOf(ctx, c, g.linkerdNamespace, certificate)
+	if err != nil {
+		return err
+	}
+	if st := iss.GetStatus().Rotation; st != nil && st.Phase != v1alpha1.RotationStable {
+		return fmt.Errorf("%s %s is already rotating (%s): %s; wait until it is Stable", iss.IssuerKind(), key, st.Phase, st.Message)
+	}
+	ns := anchorNamespace
+	if !iss.IsClusterScoped() {
+		ns = iss.GetNamespace()
+	}
+	name := fromSecret
+	if name == "" {
+		anchor, err := trustanchor.Create(trustanchor.DefaultCommonName, trustanchor.DefaultValidity, g.now())
+		if err != nil {
+			return err
+		}
+		name = fmt.Sprintf("%s-%s", iss.GetSpec().TrustAnchorSecretName, g.now().UTC().Format("20060102150405"))
+		if err := c.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: anchor.Certificate, corev1.TLSPrivateKeyKey: anchor.Key},
+		}); err != nil {
+			return fmt.Errorf("creating the next root's Secret %s/%s: %w", ns, name, err)
+		}
+		fmt.Fprintf(g.stdout, "next root made in Secret %s/%s\n", ns, name)
+	} else if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{}); err != nil {
+		return fmt.Errorf("reading --from-secret %s/%s: %w", ns, name, err)
+	}
+	patch := client.MergeFrom(iss.DeepCopyObject().(client.Object))
+	iss.GetSpec().TrustAnchorSecretName = name
+	if err := c.Patch(ctx, iss, patch); err != nil {
+		return fmt.Errorf("pointing %s %s at Secret %s: %w", iss.IssuerKind(), key, name, err)
+	}
+	fmt.Fprintf(g.stdout, "%s %s now names Secret %s: it signs under the current root until every meshed pod holds the new one (linkerd-ca rotation status)\n", iss.IssuerKind(), key, name)
+	return nil
+}
