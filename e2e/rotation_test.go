@@ -58,6 +58,9 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 	}
 	m := setUpMesh(t)
 	defer m.assertInvariants(t)
+	// Anchor Secrets outlive the subtest that makes them: a rotation signs
+	// under the previous one until the next has propagated.
+	suite := t
 
 	t.Run("root Certificate renewed in place: held, then completed by restarts", func(t *testing.T) {
 		before := m.root(t)
@@ -84,7 +87,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 	t.Run("new anchor Secret with restarts, the controller SIGKILLed in each phase", func(t *testing.T) {
 		m.restartIssuer(t, "--rotation-restarts")
 		next := newAnchor(t)
-		create(t, anchorSecret(nsCluster, "e2e-rotation-next", next))
+		create(suite, anchorSecret(nsCluster, "e2e-rotation-next", next))
 		root := signer.Fingerprint(next.Certificate)
 		previous := m.root(t)
 		update(t, m.iss, func() { m.iss.Spec.TrustAnchorSecretName = "e2e-rotation-next" })
@@ -125,7 +128,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		m.restartIssuer(t)
 		bare := meshedPod(t, workloadNamespace(0), "bare")
 		next := newAnchor(t)
-		create(t, anchorSecret(nsCluster, "e2e-rotation-third", next))
+		create(suite, anchorSecret(nsCluster, "e2e-rotation-third", next))
 		root := signer.Fingerprint(next.Certificate)
 		update(t, m.iss, func() { m.iss.Spec.TrustAnchorSecretName = "e2e-rotation-third" })
 		st := m.waitPhase(t, v1alpha1.RotationPropagating, 60*time.Second)

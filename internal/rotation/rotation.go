@@ -178,7 +178,7 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 		st.Message = fmt.Sprintf("%d of %d pods do not hold the new root yet; restart them (kubectl rollout restart), or turn on the controller's restarts", st.PodsBehind, st.PodsTotal)
 	}
 	if st.Phase == v1alpha1.RotationHeld {
-		st.Message = fmt.Sprintf("held: the anchor Secret %s was overwritten, so the previous root's key is gone and nothing is signed until the new root has propagated; %s", o.SpecSecret, st.Message)
+		st.Message = fmt.Sprintf("held: Secret %s no longer holds the previous root's key (overwritten with the new root, or deleted), so nothing is signed until the new root has propagated; %s", st.SigningSecretName, st.Message)
 		if st.Deadline != nil {
 			st.Message += fmt.Sprintf("; the identity issuer in place expires at %s", st.Deadline.UTC().Format(time.RFC3339))
 		}

@@ -94,7 +94,7 @@ func TestOverwrittenSecretHoldsWithTheDeadline(t *testing.T) {
 	if st.Deadline == nil || !st.Deadline.Time.Equal(expiry) || st.PodsBehind != 3 {
 		t.Fatalf("deadline %v behind %d; want the identity issuer's expiry and 3 behind (the identity pod started before the bundle gained BB)", st.Deadline, st.PodsBehind)
 	}
-	for _, want := range []string{"held", "overwritten", "3 of 3", expiry.Format(time.RFC3339)} {
+	for _, want := range []string{"held", "Secret anchor no longer holds", "3 of 3", expiry.Format(time.RFC3339)} {
 		if !strings.Contains(st.Message, want) {
 			t.Errorf("message %q lacks %q", st.Message, want)
 		}
