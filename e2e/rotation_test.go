@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"fmt"
 	"slices"
@@ -74,6 +75,14 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 			t.Errorf("message %q does not say held until when", st.Message)
 		}
 		m.waitEvent(t, corev1.EventTypeWarning, "RotationHeld")
+		labels := map[string]string{"issuer_kind": v1alpha1.ClusterIssuerKind, "issuer": rotationIssuer}
+		if behind := scrape(t, "linkerd_ca_issuer_rotation_pods_behind", labels); behind != float64(st.PodsBehind) {
+			t.Errorf("metric pods behind = %g, want %d", behind, st.PodsBehind)
+		}
+		labels["phase"] = "Held"
+		if held := scrape(t, "linkerd_ca_issuer_rotation_phase", labels); held != 1 {
+			t.Errorf("metric phase{Held} = %g, want 1", held)
+		}
 		m.waitTrustRootsHold(t, before, m.anchorRoot(t))
 		if code, out := linkerdCACheck(); code == 0 || !strings.Contains(out, "held") {
 			t.Errorf("linkerd-ca check during a hold: exit %d, want a failure naming the hold:\n%s", code, out)
@@ -195,7 +204,11 @@ func setUpMesh(t *testing.T) *rotationMesh {
 		}
 	})
 	var err error
-	if m.watcher, err = watchTrust(ctx, rotationLifetime); err != nil {
+	// The watcher's informers end with the test: a watch left open keeps
+	// kube-apiserver from stopping in time.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	t.Cleanup(stopWatching)
+	if m.watcher, err = watchTrust(watchCtx, rotationLifetime); err != nil {
 		t.Fatal(err)
 	}
 	if err := cl.Create(ctx, guide.SelfSignedRootIssuer()); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -65,7 +65,7 @@ func issuerOf(ctx context.Context, c client.Client, ns, certificate string) (v1a
 	ref := crt.Spec.IssuerRef
 	iss := v1alpha1.NewIssuerOfKind(ref.Kind)
 	if ref.Group != v1alpha1.GroupVersion.Group || iss == nil {
-		return nil, client.ObjectKey{}, fmt.Errorf("Certificate %s/%s names %s %q of group %q, not a LinkerdCA issuer", ns, certificate, ref.Kind, ref.Name, ref.Group)
+		return nil, client.ObjectKey{}, fmt.Errorf("the Certificate %s/%s names %s %q of group %q, not a LinkerdCA issuer", ns, certificate, ref.Kind, ref.Name, ref.Group)
 	}
 	key := client.ObjectKey{Name: ref.Name}
 	if !iss.IsClusterScoped() {

@@ -9,7 +9,7 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
-// ReasonRotationHeld: a rotation holds the issuer; nothing is signed until
+// ReasonRotationHeld says a rotation holds the issuer: nothing is signed until
 // the new root has propagated to every pod.
 const ReasonRotationHeld = "RotationHeld"
 

@@ -1,0 +1,83 @@
+package rotation
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+)
+
+// settle: the anchor Secret holds the signing root. Confirm a switch, then
+// drain the retired roots.
+func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
+	st.NextRoot, st.BundleGainedAt, st.SigningSecretName = "", nil, o.SpecSecret
+	if st.Phase == v1alpha1.RotationSwitching {
+		if !confirmed(o, st) {
+			// Linkerd's identity reports by an event, which nothing watches.
+			d.RequeueAfter = 2 * time.Second
+			d.Reissue = o.Identity.Root != st.SigningRoot
+			st.Message = "waiting for Linkerd's identity service to load the identity issuer re-issued under the new root (event IssuerUpdated, or its restart)"
+			return
+		}
+		for i := range st.RetiringRoots {
+			if st.RetiringRoots[i].Since == nil {
+				st.RetiringRoots[i].Since = ceil(o.Now)
+			}
+		}
+	}
+	var next time.Duration
+	st.RetiringRoots = slices.DeleteFunc(st.RetiringRoots, func(r v1alpha1.RetiringRoot) bool {
+		done, wait := drained(cfg, o, r)
+		if !done && wait > 0 && (next == 0 || wait < next) {
+			next = wait
+		}
+		return done
+	})
+	d.RequeueAfter = next
+	if len(st.RetiringRoots) == 0 {
+		st.Phase, st.Message = v1alpha1.RotationStable, "one root, trusted and signed under"
+		return
+	}
+	st.Phase = v1alpha1.RotationDraining
+	st.Message = fmt.Sprintf("the retired root stays trusted until no proxy certificate under it can be alive: %s after the switch, or once every meshed pod has restarted", cfg.LeafLifetime)
+}
+
+// confirmed: the identity issuer Secret chains to the new root, and
+// Linkerd's identity service loaded it (IssuerUpdated since it was issued,
+// or every identity pod started since).
+func confirmed(o Observed, st *v1alpha1.RotationStatus) bool {
+	if o.Identity.Root != st.SigningRoot {
+		return false
+	}
+	if !o.Identity.Updated.IsZero() && !o.Identity.Updated.Before(o.Identity.NotBefore) {
+		return true
+	}
+	identity := 0
+	for _, p := range o.Pods {
+		if p.Component != "identity" {
+			continue
+		}
+		identity++
+		if p.Started == nil || p.Started.Before(o.Identity.NotBefore) {
+			return false
+		}
+	}
+	return identity > 0
+}
+
+// drained: no leaf under a retired root can be alive, or how long until.
+func drained(cfg Config, o Observed, r v1alpha1.RetiringRoot) (bool, time.Duration) {
+	if r.Since == nil {
+		return false, 0
+	}
+	if end := r.Since.Add(cfg.LeafLifetime); !o.Now.Before(end) {
+		return true, 0
+	}
+	for _, p := range o.Pods {
+		if p.Created.Before(r.Since.Time) {
+			return false, r.Since.Add(cfg.LeafLifetime).Sub(o.Now)
+		}
+	}
+	return true, 0
+}
