@@ -42,7 +42,7 @@ const (
 	rotationWorkloads  = 20
 	rotationReplicas   = 10
 	// rotationLifetime stands in for the proxy certificate lifetime (24h).
-	rotationLifetime = 20 * time.Second
+	rotationLifetime = 10 * time.Second
 )
 
 type rotationMesh struct {
@@ -89,6 +89,18 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		m.waitTrustRootsHold(t, before, m.anchorRoot(t))
 		if code, out := linkerdCACheck(); code == 0 || !strings.Contains(out, "held") {
 			t.Errorf("linkerd-ca check during a hold: exit %d, want a failure naming the hold:\n%s", code, out)
+		}
+		m.assertIssuerUnder(t, before)
+		// Killed while held, it holds again: nothing in its memory let it sign.
+		if err := cp.StopIssuer("issuer", syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := cp.StartIssuer(ctx, "issuer"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		if st := m.waitPhase(t, v1alpha1.RotationHeld, 30*time.Second); st.SigningRoot != before {
+			t.Errorf("after a SIGKILL while held: signing root %s, want %s", short(st.SigningRoot), short(before))
 		}
 		m.assertIssuerUnder(t, before)
 		m.restartIssuer(t, "--rotation-restarts")
@@ -291,7 +303,7 @@ func meshBundle() *unstructured.Unstructured {
 // flags; the suite's end restores its defaults.
 func (m *rotationMesh) restartIssuer(t *testing.T, extra ...string) {
 	t.Helper()
-	cp.SetIssuerArgs(append([]string{"--proxy-certificate-lifetime=" + rotationLifetime.String()}, extra...)...)
+	cp.SetIssuerArgs(append([]string{"--proxy-certificate-lifetime=" + rotationLifetime.String(), "--rotation-max-concurrent-restarts=4"}, extra...)...)
 	if err := cp.StopIssuer("issuer", syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

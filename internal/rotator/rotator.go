@@ -34,6 +34,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Config   rotation.Config
+
+	throttle throttle
 }
 
 // resync re-observes a rotation in progress that no event may move: a
@@ -68,9 +70,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.writeTrusted(ctx, iss, o, d.Trusted); err != nil {
 		return ctrl.Result{}, err
 	}
+	key := client.ObjectKeyFromObject(iss)
+	if hold := r.throttle.wait(key, o.Prev, d.Status, o.Now); hold > 0 && len(d.Restart) == 0 && !d.Reissue {
+		return ctrl.Result{RequeueAfter: hold}, nil
+	}
 	if err := r.applyStatus(ctx, iss, d.Status); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.throttle.wrote(key, o.Now)
 	kind, name := issuerLabels(iss)
 	metrics.SetRotation(kind, name, string(d.Status.Phase), int(d.Status.PodsBehind))
 	if d.Event != nil {

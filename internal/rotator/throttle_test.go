@@ -1,0 +1,40 @@
+package rotator
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+)
+
+func TestThrottleHoldsBackOnlyCounts(t *testing.T) {
+	var th throttle
+	key := types.NamespacedName{Name: "i"}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: "A", NextRoot: "B", PodsBehind: 10, PodsTotal: 10}
+	counts := *prev
+	counts.PodsBehind, counts.Behind, counts.Message = 9, []string{"app/x"}, "9 of 10"
+	if w := th.wait(key, prev, counts, now); w != 0 {
+		t.Fatalf("never written: held back %s", w)
+	}
+	th.wrote(key, now)
+	if w := th.wait(key, prev, counts, now.Add(time.Second)); w != 4*time.Second {
+		t.Fatalf("counts a second after a write: held back %s, want 4s", w)
+	}
+	if w := th.wait(key, prev, counts, now.Add(countsEvery)); w != 0 {
+		t.Fatalf("counts %s after a write: held back %s", countsEvery, w)
+	}
+	phase := counts
+	phase.Phase = v1alpha1.RotationSwitching
+	if w := th.wait(key, prev, phase, now.Add(time.Second)); w != 0 {
+		t.Fatalf("a phase change was held back %s", w)
+	}
+	gained := counts
+	gained.SwitchedAt = nil
+	gained.RetiringRoots = []v1alpha1.RetiringRoot{{Fingerprint: "A"}}
+	if w := th.wait(key, prev, gained, now.Add(time.Second)); w != 0 {
+		t.Fatalf("a change of roots was held back %s", w)
+	}
+}
