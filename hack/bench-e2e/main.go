@@ -379,56 +379,66 @@ func foreignChurn(ctx context.Context, c client.Client, csr []byte) (stop func()
 }
 
 // measureMemory reports the RSS growth of both controllers under foreign
-// load: 5,000 CertificateRequests for another issuer, and 1,000 Secrets of
-// 64 KiB in the namespace the issuer watches.
+// load, one load at a time, each on top of the last: 5,000 CertificateRequests
+// for another issuer, 1,000 Secrets of 64 KiB in the namespace the issuer
+// watches, and 5,000 pods of no mesh (the issuer runs with --rotation, the
+// chart's default, whose pod informer lists only meshed pods).
 func measureMemory(ctx context.Context, cp *localcp.ControlPlane, csr []byte) error {
 	c := cp.Client
-	settle := func() { time.Sleep(15 * time.Second) }
-	settle()
-	before := map[string]int64{}
-	for _, p := range []string{"issuer", "cert-manager"} {
-		rss, err := cp.RSS(p)
-		if err != nil {
-			return err
-		}
-		before[p] = rss
-	}
-	if err := createConcurrently(ctx, 5000, func(i int) client.Object {
-		return seedRequest(foreignNS, fmt.Sprintf("foreign-mem-%d", i), foreignRef, csr)
-	}, c); err != nil {
-		return fmt.Errorf("foreign requests: %w", err)
-	}
 	payload := make([]byte, 64<<10)
 	_, _ = rand.Read(payload)
-	if err := createConcurrently(ctx, 1000, func(i int) client.Object {
-		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("foreign-%d", i)},
-			Data:       map[string][]byte{"blob": payload},
-		}
-	}, c); err != nil {
-		return fmt.Errorf("foreign Secrets: %w", err)
+	loads := []struct {
+		name string
+		n    int
+		obj  func(int) client.Object
+	}{
+		{"5,000 foreign CertificateRequests", 5000, func(i int) client.Object {
+			return seedRequest(foreignNS, fmt.Sprintf("foreign-mem-%d", i), foreignRef, csr)
+		}},
+		{"1,000 × 64 KiB foreign Secrets (watched namespace)", 1000, func(i int) client.Object {
+			return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("foreign-%d", i)}, Data: map[string][]byte{"blob": payload}}
+		}},
+		{"5,000 unrelated pods", 5000, func(i int) client.Object {
+			return &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: foreignNS, Name: fmt.Sprintf("unrelated-%d", i), Labels: map[string]string{"app": "unrelated"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Env: []corev1.EnvVar{{Name: "PAYLOAD", Value: strings.Repeat("x", 1024)}}}}},
+			}
+		}},
 	}
-	// Pods of no mesh: the rotation controller lists only meshed pods.
-	if err := createConcurrently(ctx, 5000, func(i int) client.Object {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: foreignNS, Name: fmt.Sprintf("unrelated-%d", i), Labels: map[string]string{"app": "unrelated"}},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Env: []corev1.EnvVar{{Name: "PAYLOAD", Value: strings.Repeat("x", 1024)}}}}},
+	rss := func() (map[string]int64, error) {
+		time.Sleep(15 * time.Second) // let the informers settle and the GC run
+		out := map[string]int64{}
+		for _, p := range []string{"issuer", "cert-manager"} {
+			v, err := cp.RSS(p)
+			if err != nil {
+				return nil, err
+			}
+			out[p] = v
 		}
-	}, c); err != nil {
-		return fmt.Errorf("unrelated pods: %w", err)
+		return out, nil
 	}
-	settle()
-	fmt.Println("\nRSS growth after 5,000 foreign CertificateRequests, 1,000 × 64 KiB foreign Secrets (in the watched namespace) and 5,000 unrelated pods (the issuer runs with --rotation, as the chart's default):")
+	last, err := rss()
+	if err != nil {
+		return err
+	}
+	fmt.Println("\nRSS growth under foreign load, each load on top of the previous:")
 	fmt.Println()
-	fmt.Println("| controller | before | after | growth |")
-	fmt.Println("|---|---|---|---|")
-	for _, p := range []string{"issuer", "cert-manager"} {
-		after, err := cp.RSS(p)
+	fmt.Println("| load added | issuer | cert-manager |")
+	fmt.Println("|---|---|---|")
+	fmt.Printf("| none | %d MiB | %d MiB |\n", last["issuer"]>>20, last["cert-manager"]>>20)
+	for _, l := range loads {
+		if err := createConcurrently(ctx, l.n, l.obj, c); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		now, err := rss()
 		if err != nil {
 			return err
 		}
-		fmt.Printf("| %s | %d MiB | %d MiB | %+d MiB |\n", p, before[p]>>20, after>>20, (after-before[p])>>20)
+		mib := func(p string) float64 { return float64(now[p]-last[p]) / (1 << 20) }
+		fmt.Printf("| %s | %+.1f MiB | %+.1f MiB |\n", l.name, mib("issuer"), mib("cert-manager"))
+		last = now
 	}
+	fmt.Printf("| (after all) | %d MiB | %d MiB |\n", last["issuer"]>>20, last["cert-manager"]>>20)
 	return nil
 }
 
