@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -157,6 +158,9 @@ func (o *Options) RESTConfig(cfg *rest.Config) *rest.Config {
 	return cfg
 }
 
+// GracefulShutdownTimeout bounds the controller's stop after SIGTERM.
+const GracefulShutdownTimeout = 10 * time.Second
+
 // leaderElectionID names the Lease.
 const leaderElectionID = "linkerd-ca-issuer-leader"
 
@@ -181,6 +185,10 @@ func (o *Options) ManagerOptions(scheme *runtime.Scheme, cfg *rest.Config) (ctrl
 		// over without waiting for the lease to expire. The manager stops
 		// its controllers first, so nothing signs after the release.
 		LeaderElectionReleaseOnCancel: true,
+		// A stop that hangs (a request in flight, events still to send)
+		// ends well inside the kubelet's 30 s grace period, so the lease is
+		// released rather than left to expire after a SIGKILL.
+		GracefulShutdownTimeout: ptr.To(GracefulShutdownTimeout),
 	}
 	if o.LeaderElect && o.LeaderElectionIdentity != "" {
 		lock, err := resourcelock.NewFromKubeconfig(resourcelock.LeasesResourceLock, o.LeaderElectionNamespace, leaderElectionID,
