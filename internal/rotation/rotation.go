@@ -57,6 +57,8 @@ type Observed struct {
 	// SigningKeyHeld: the Secret named Prev.SigningSecretName still holds
 	// Prev.SigningRoot, key included.
 	SigningKeyHeld bool
+	// Trusted are the fingerprints in the trusted set as it is.
+	Trusted []string
 	// Bundle are the fingerprints in Linkerd's trust roots ConfigMap.
 	Bundle []string
 	// Pods are the meshed and control-plane pods of the issuer's control
@@ -105,8 +107,15 @@ func Decide(cfg Config, o Observed) Decision {
 		st = *o.Prev.DeepCopy()
 	}
 	if st.SigningRoot == "" {
-		// First sight: the anchor in place is what the mesh runs on.
+		// First sight: the anchor in place is what the mesh runs on. Roots
+		// the trusted set already holds (a status lost mid-rotation) may
+		// still have leaves alive: they drain, never drop.
 		st = v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningRoot: o.Anchor, SigningSecretName: o.SpecSecret}
+		for _, fp := range o.Trusted {
+			if fp != o.Anchor {
+				st.RetiringRoots = append(st.RetiringRoots, v1alpha1.RetiringRoot{Fingerprint: fp, Since: ceil(o.Now)})
+			}
+		}
 	}
 	d := Decision{}
 	st.PodsBehind, st.Behind, st.Unrestartable, st.Restarting, st.Deadline = 0, nil, nil, 0, nil

@@ -259,3 +259,11 @@ func TestResumesFromItsOwnStatus(t *testing.T) {
 		t.Fatalf("first %+v\nsecond %+v: a second decision on the same cluster must agree, with no new event", first.Status, second.Status)
 	}
 }
+
+func TestALostStatusDrainsWhatTheTrustedSetHolds(t *testing.T) {
+	d := Decide(cfg, Observed{Now: t0, SpecSecret: "anchor", Anchor: rootB, Trusted: []string{rootB, rootA}, Bundle: []string{rootA, rootB},
+		Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}})
+	if d.Status.SigningRoot != rootB || d.Status.Phase != v1alpha1.RotationDraining || !slices.Equal(d.Trusted, []string{rootB, rootA}) {
+		t.Fatalf("status %+v trusted %v; want BB signed under and AA draining, not dropped", d.Status, d.Trusted)
+	}
+}

@@ -59,7 +59,7 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 		o.trusted = trusted
 		certs, _ := signer.ParseTrustBundle([]byte(trusted.Data[v1alpha1.DefaultTrustRootsKey]))
 		for _, c := range certs {
-			o.add(c)
+			o.Trusted = append(o.Trusted, o.add(c))
 		}
 	}
 	if ref, key, ok := controller.TrustRootsConfigMap(iss); ok {
