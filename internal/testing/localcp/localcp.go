@@ -87,6 +87,8 @@ type ControlPlane struct {
 	// IssuerMetrics are the metrics endpoints of the issuer's replicas, by
 	// name (local only).
 	IssuerMetrics map[string]string
+	// Outages are RestartAPIServer's.
+	Outages []Outage
 	// KeepDir leaves Dir in place on Stop, for logs worth reading.
 	KeepDir bool
 

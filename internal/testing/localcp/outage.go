@@ -21,6 +21,7 @@ import (
 // to them it is an outage, not a new cluster. From then on the process is
 // this ControlPlane's to stop.
 func (cp *ControlPlane) RestartAPIServer(ctx context.Context, down time.Duration) error {
+	from := time.Now()
 	exe := filepath.Join(cp.opts.RepoRoot, "bin", "kube-apiserver")
 	pid, err := findProcess(exe)
 	if err != nil {
@@ -62,6 +63,7 @@ func (cp *ControlPlane) RestartAPIServer(ctx context.Context, down time.Duration
 	for {
 		var ns corev1.Namespace
 		if err := cp.Client.Get(ctx, client.ObjectKey{Name: IssuerNamespace}, &ns); err == nil {
+			cp.Outages = append(cp.Outages, Outage{From: from, To: time.Now()})
 			return nil
 		}
 		select {
@@ -71,6 +73,12 @@ func (cp *ControlPlane) RestartAPIServer(ctx context.Context, down time.Duration
 		}
 	}
 }
+
+// Outage is when kube-apiserver was down, from its stop until it answered
+// again. A restarted API server may refuse requests for a moment while its
+// authorizer's caches fill: a refusal then is the outage's, not a missing
+// permission.
+type Outage struct{ From, To time.Time }
 
 // running is false once pid has exited, even while its parent (envtest,
 // which started it) has not reaped it yet.
