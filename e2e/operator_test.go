@@ -184,17 +184,7 @@ func TestMetricsEndpoint(t *testing.T) {
 // sample count); 0 when absent.
 func scrape(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + cp.IssuerMetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, ok := families[name]
+	f, ok := issuerMetrics(t)[name]
 	if !ok {
 		return 0
 	}
@@ -211,6 +201,22 @@ func scrape(t *testing.T, name string, labels map[string]string) float64 {
 		}
 	}
 	return 0
+}
+
+// issuerMetrics is what the issuer's metrics endpoint serves now.
+func issuerMetrics(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + cp.IssuerMetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
 }
 
 func matches(m *dto.Metric, labels map[string]string) bool {

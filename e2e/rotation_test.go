@@ -7,15 +7,12 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -501,18 +498,8 @@ func linkerdCA(args ...string) (int, string) {
 // client-go's rest_client_requests_total on its metrics endpoint.
 func issuerWrites(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + cp.IssuerMetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, m := range families["rest_client_requests_total"].GetMetric() {
+	for _, m := range issuerMetrics(t)["rest_client_requests_total"].GetMetric() {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == "method" && l.GetValue() != "GET" {
 				out[l.GetValue()] += m.GetCounter().GetValue()

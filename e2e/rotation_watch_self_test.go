@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
@@ -42,7 +43,7 @@ func TestTrustWatcherCatchesViolations(t *testing.T) {
 			Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: localcp.ProxyContainer, Env: []corev1.EnvVar{{Name: localcp.TrustAnchorsEnv, Value: s + "\n"}}}}}}
 	}
 	newWatcher := func() *trustWatcher {
-		return &trustWatcher{lifetime: time.Hour, pods: map[string]watchedPod{}, roots: map[string]*x509.Certificate{}, issuedUntil: map[string]time.Time{}, seen: map[string]bool{}}
+		return &trustWatcher{lifetime: time.Hour, pods: map[string]podtrust.Pod{}, roots: map[string]*x509.Certificate{}, issuedUntil: map[string]time.Time{}, seen: map[string]bool{}}
 	}
 
 	safe := newWatcher()

@@ -40,7 +40,7 @@ type trustWatcher struct {
 	lifetime time.Duration
 
 	mu         sync.Mutex
-	pods       map[string]watchedPod
+	pods       map[string]podtrust.Pod
 	bundles    []bundleVersion
 	roots      map[string]*x509.Certificate
 	issuerRoot string
@@ -51,17 +51,13 @@ type trustWatcher struct {
 	checks      int
 }
 
-type watchedPod struct {
-	pod podtrust.Pod
-}
-
 type bundleVersion struct {
 	seen  time.Time
 	roots []string
 }
 
 func watchTrust(ctx context.Context, lifetime time.Duration) (*trustWatcher, error) {
-	w := &trustWatcher{lifetime: lifetime, pods: map[string]watchedPod{}, roots: map[string]*x509.Certificate{},
+	w := &trustWatcher{lifetime: lifetime, pods: map[string]podtrust.Pod{}, roots: map[string]*x509.Certificate{},
 		issuedUntil: map[string]time.Time{}, seen: map[string]bool{}}
 	meshed := labels.SelectorFromSet(labels.Set{localcp.ControlPlaneNSLabel: nsMesh})
 	c, err := cache.New(cp.Config, cache.Options{Scheme: cl.Scheme(), ByObject: map[client.Object]cache.ByObject{
@@ -105,7 +101,7 @@ func (w *trustWatcher) observe(o any, deleted bool) {
 	case *corev1.Pod:
 		key := string(obj.UID)
 		if p, ok := podtrust.Of(obj); ok && !deleted {
-			w.pods[key] = watchedPod{pod: p}
+			w.pods[key] = p
 		} else {
 			delete(w.pods, key)
 		}
@@ -166,9 +162,9 @@ func (w *trustWatcher) checkHeld() {
 		return
 	}
 	for _, p := range w.pods {
-		held, known := w.holds(p.pod)
+		held, known := w.holds(p)
 		if known && !slices.Contains(held, w.issuerRoot) {
-			w.violate("I1: pod %s holds %d roots, not %s, the identity issuer's", p.pod.Key(), len(held), short(w.issuerRoot))
+			w.violate("I1: pod %s holds %d roots, not %s, the identity issuer's", p.Key(), len(held), short(w.issuerRoot))
 		}
 	}
 }
@@ -203,9 +199,9 @@ func (w *trustWatcher) checkRetired(root string, now time.Time) {
 		return
 	}
 	for _, p := range w.pods {
-		if p.pod.Created.Before(until) {
+		if p.Created.Before(until) {
 			w.violate("I2: root %s left the bundle %s after the last identity issuer under it, with pod %s older than that",
-				short(root), now.Sub(until).Round(time.Millisecond), p.pod.Key())
+				short(root), now.Sub(until).Round(time.Millisecond), p.Key())
 			return
 		}
 	}

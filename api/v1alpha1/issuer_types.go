@@ -14,6 +14,9 @@ const (
 	DefaultMaxDuration           = 8760 * time.Hour
 	DefaultTrustRootsConfigMap   = "linkerd-identity-trust-roots"
 	DefaultTrustRootsKey         = "ca-bundle.crt"
+	// DefaultTrustedRootsConfigMap is where spec.rotation keeps the
+	// trusted set, beside the anchor Secret.
+	DefaultTrustedRootsConfigMap = "linkerd-trusted-roots"
 )
 
 // IssuerSpec is shared by LinkerdCAIssuer and LinkerdCAClusterIssuer: where

@@ -56,6 +56,17 @@ under the current root until every meshed pod holds the new one; see
 	return cmd
 }
 
+// rotatingIssuer is a client and the LinkerdCA issuer, with spec.rotation,
+// that the identity issuer Certificate in the Linkerd namespace names.
+func rotatingIssuer(ctx context.Context, g *globals, certificate string) (client.Client, v1alpha1.GenericIssuer, client.ObjectKey, error) {
+	c, err := g.kube.client()
+	if err != nil {
+		return nil, nil, client.ObjectKey{}, err
+	}
+	iss, key, err := issuerOf(ctx, c, g.linkerdNamespace, certificate)
+	return c, iss, key, err
+}
+
 // issuerOf is the LinkerdCA issuer the identity issuer Certificate names.
 func issuerOf(ctx context.Context, c client.Client, ns, certificate string) (v1alpha1.GenericIssuer, client.ObjectKey, error) {
 	var crt cmapi.Certificate
@@ -81,11 +92,7 @@ func issuerOf(ctx context.Context, c client.Client, ns, certificate string) (v1a
 }
 
 func rotationStatus(ctx context.Context, g *globals, certificate string) error {
-	c, err := g.kube.client()
-	if err != nil {
-		return err
-	}
-	iss, key, err := issuerOf(ctx, c, g.linkerdNamespace, certificate)
+	c, iss, key, err := rotatingIssuer(ctx, g, certificate)
 	if err != nil {
 		return err
 	}
@@ -145,11 +152,7 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 }
 
 func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anchorNamespace string) error {
-	c, err := g.kube.client()
-	if err != nil {
-		return err
-	}
-	iss, key, err := issuerOf(ctx, c, g.linkerdNamespace, certificate)
+	c, iss, key, err := rotatingIssuer(ctx, g, certificate)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 // never key material, nor the CSR.
 
 func (s *Signer) auditSigned(ctx context.Context, cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer, anchor *signer.Anchor, issued *signer.Issued, took time.Duration) {
-	kind, name := issuerLabels(iss)
+	kind, name := IssuerLabels(iss)
 	metrics.Signed(kind, name, took, issued.NotAfter)
 	s.auditLog(ctx).Info("signed",
 		"request", requestName(cr), "requestKind", requestKind(cr),
@@ -31,7 +31,7 @@ func (s *Signer) auditSigned(ctx context.Context, cr issuersigner.CertificateReq
 }
 
 func (s *Signer) auditRefused(ctx context.Context, cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer, refusal *signer.Refusal) {
-	kind, name := issuerLabels(iss)
+	kind, name := IssuerLabels(iss)
 	metrics.Refused(kind, name, refusal.Rule)
 	s.auditLog(ctx).Info("refused",
 		"request", requestName(cr), "requestKind", requestKind(cr),

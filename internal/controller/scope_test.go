@@ -238,7 +238,7 @@ func TestForgetDeletesAnIssuersSeries(t *testing.T) {
 	if metricValue(t, "linkerd_ca_issuer_requests_signed_total", v1alpha1.IssuerKind, "linkerd/doomed") == 0 {
 		t.Fatal("no series to forget")
 	}
-	metrics.Forget(issuerLabels(iss))
+	metrics.Forget(IssuerLabels(iss))
 	if v := metricValue(t, "linkerd_ca_issuer_requests_signed_total", v1alpha1.IssuerKind, "linkerd/doomed"); v != 0 {
 		t.Errorf("signed series still %v after Forget", v)
 	}

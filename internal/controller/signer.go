@@ -206,9 +206,9 @@ func (s *Signer) policyFor(iss v1alpha1.GenericIssuer) signer.Policy {
 	return PolicyFor(iss, s.CSRRequesters)
 }
 
-// issuerLabels are an issuer's metric labels: its kind, and namespace/name
+// IssuerLabels are an issuer's metric labels: its kind, and namespace/name
 // (name alone for a cluster issuer).
-func issuerLabels(iss v1alpha1.GenericIssuer) (kind, name string) {
+func IssuerLabels(iss v1alpha1.GenericIssuer) (kind, name string) {
 	if iss.IsClusterScoped() {
 		return iss.IssuerKind(), iss.GetName()
 	}

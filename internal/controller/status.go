@@ -52,7 +52,7 @@ const (
 // AnchorExpiryWarning or shares the issuer's subject.
 func (s *Signer) reportAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p signer.Policy, anchor *signer.Anchor, t trust) {
 	cert := anchor.Certificate
-	kind, name := issuerLabels(iss)
+	kind, name := IssuerLabels(iss)
 	metrics.AnchorExpiry(kind, name, cert.NotAfter)
 
 	want := &v1alpha1.TrustAnchorStatus{

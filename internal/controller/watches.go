@@ -125,7 +125,7 @@ func (w *watches) issuerEvents() handler.EventHandler {
 		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if iss, ok := e.Object.(v1alpha1.GenericIssuer); ok {
-				metrics.Forget(issuerLabels(iss))
+				metrics.Forget(IssuerLabels(iss))
 				w.signer.parsed.secretChanged(w.signer.AnchorSecret(iss), version{})
 			}
 		},

@@ -34,7 +34,7 @@ const (
 	// TrustedRoots is the ConfigMap, in TrustNamespace, in which the
 	// controller keeps the roots that must stay trusted: the Bundle's only
 	// source, so an overwrite of the anchor Secret never drops a root.
-	TrustedRoots = "linkerd-trusted-roots"
+	TrustedRoots = v1alpha1.DefaultTrustedRootsConfigMap
 	// ControlPlaneLabel marks the namespaces the Bundle writes into.
 	ControlPlaneLabel = "linkerd.io/is-control-plane"
 )

@@ -78,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	r.throttle.wrote(key, o.Now)
-	kind, name := issuerLabels(iss)
+	kind, name := controller.IssuerLabels(iss)
 	metrics.SetRotation(kind, name, string(d.Status.Phase), int(d.Status.PodsBehind))
 	if d.Event != nil {
 		typ := corev1.EventTypeNormal
@@ -111,19 +111,9 @@ func (r *Reconciler) trustedRef(iss v1alpha1.GenericIssuer) types.NamespacedName
 	ref := r.Signer.AnchorSecret(iss)
 	ref.Name = iss.GetSpec().Rotation.TrustedRootsConfigMapName
 	if ref.Name == "" {
-		ref.Name = DefaultTrustedRoots
+		ref.Name = v1alpha1.DefaultTrustedRootsConfigMap
 	}
 	return ref
-}
-
-// DefaultTrustedRoots is spec.rotation.trustedRootsConfigMapName's default.
-const DefaultTrustedRoots = "linkerd-trusted-roots"
-
-func issuerLabels(iss v1alpha1.GenericIssuer) (kind, name string) {
-	if iss.IsClusterScoped() {
-		return iss.IssuerKind(), iss.GetName()
-	}
-	return iss.IssuerKind(), iss.GetNamespace() + "/" + iss.GetName()
 }
 
 // restart rolls a workload out again, as `kubectl rollout restart` does, by

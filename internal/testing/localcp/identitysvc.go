@@ -12,12 +12,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
 // IdentityIssuerSecret is the Secret Linkerd's identity service reads its
 // issuer from (identity.externalCA).
-const IdentityIssuerSecret = "linkerd-identity-issuer"
+const IdentityIssuerSecret = guide.IdentityIssuer
 
 // identityService stands in for Linkerd's identity service
 // (controller/cmd/identity) in what a rotation sees of it, since it cannot
