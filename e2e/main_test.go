@@ -37,7 +37,9 @@ const (
 	nsFaults   = "e2e-faults"
 	// nsMesh is the mesh's control plane: the stand-in injector's roots
 	// and Linkerd's control plane Deployments.
-	nsMesh      = "e2e-mesh"
+	nsMesh = "e2e-mesh"
+	// nsStuck is a second control plane's, whose rotation never propagates.
+	nsStuck     = "e2e-stuck"
 	nsCluster   = localcp.TrustNamespace
 	issuerGroup = "linkerdca.io"
 )
@@ -56,7 +58,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh},
+		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh, nsStuck},
 		CSRRequesters:    []string{csrRequester},
 		Workloads:        true,
 		LinkerdNamespace: nsMesh,
