@@ -154,12 +154,21 @@ unit: ## Unit tests (policy, signing, anchor checks, controller with a fake clie
 	cd $(TOOLS) && go test -count=1 ./cert-manager-controller/
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (default 5s).
-	go test ./internal/signer -run '^$$' -fuzz '^FuzzPolicyCheck$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
-	go test ./internal/signer -run '^$$' -fuzz '^FuzzParseAnchor$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
-	go test ./internal/signer -run '^$$' -fuzz '^FuzzCheckTrialChain$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
-	go test ./internal/signer -run '^$$' -fuzz '^FuzzNamespaceRule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
-	go test ./internal/podtrust -run '^$$' -fuzz '^FuzzParseRoots$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+fuzz: ## Run each fuzz target for FUZZTIME (default 5s), several at once.
+	@# FUZZTIME is wall time, so targets side by side take it once, not five
+	@# times. The first of a package builds its instrumented test binary
+	@# alone; the others then reuse it from the build cache.
+	@$(call fuzz-at-once,signer:FuzzPolicyCheck podtrust:FuzzParseRoots)
+	@$(call fuzz-at-once,signer:FuzzParseAnchor signer:FuzzCheckTrialChain signer:FuzzNamespaceRule)
+
+# fuzz-at-once runs package:target pairs side by side, one fuzzing worker
+# each, and fails if any fails.
+define fuzz-at-once
+pids=; for t in $(1); do \
+	echo "go test ./internal/$${t%%:*} -fuzz ^$${t#*:}\$$"; \
+	go test ./internal/$${t%%:*} -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s -parallel 1 & pids="$$pids $$!"; \
+done; fail=0; for p in $$pids; do wait $$p || fail=1; done; exit $$fail
+endef
 
 .PHONY: test-image
 test-image: image ## Read the built image back: both platforms, user, entrypoint, no shell, annotations; run its binary's --version.
@@ -167,7 +176,9 @@ test-image: image ## Read the built image back: both platforms, user, entrypoint
 
 .PHONY: e2e
 e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_CLUSTER=true: on KUBECONFIG's cluster).
-	CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 20m -v ./e2e/
+	@# -parallel: the parallel tests wait more than they work, more of them
+	@# than the 2 cores go test would otherwise run at once.
+	CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 20m -parallel 8 -v ./e2e/
 
 .PHONY: bench
 bench: ## The benchmarks behind docs/performance.md.

@@ -132,6 +132,7 @@ func TestDeploymentRollsOutAndRestarts(t *testing.T) {
 // namespace holds, the garbage collector a Deployment's ReplicaSets and
 // pods, and then the namespace goes.
 func TestDeletedNamespaceEmpties(t *testing.T) {
+	t.Parallel() // the namespace controller's seconds, beside the mesh's rotation
 	const ns = "e2e-doomed"
 	namespace(t, ns, nil)
 	d := deployment(ns, "doomed", 2)

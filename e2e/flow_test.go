@@ -65,6 +65,7 @@ func TestSeedFlow(t *testing.T) {
 // TestAutomaticRotation lets cert-manager renew every ten seconds and checks
 // every revision it writes.
 func TestAutomaticRotation(t *testing.T) {
+	t.Parallel() // twenty seconds of cert-manager's renewals, beside the mesh's rotation
 	anchor, iss := readyIssuer(t, nsRotation, "linkerd", "anchor")
 
 	crt := seedCertificate(nsRotation, "rotating", iss.Name)
@@ -219,7 +220,7 @@ func TestClusterIssuer(t *testing.T) {
 // a failed request as a real one does (an hour at first), so a refused
 // Certificate yields exactly one CertificateRequest within a minute.
 func TestRefusedCertificateIsNotRetriedAtOnce(t *testing.T) {
-	t.Parallel() // a minute of waiting, beside the other parallel tests
+	t.Parallel() // a minute of waiting, beside the mesh's rotation
 	_, iss := readyIssuer(t, nsRefusals, "backoff", "backoff-anchor")
 	crt := seedCertificate(nsRefusals, "refused-once", iss.Name)
 	crt.Spec.IsCA = false

@@ -44,7 +44,7 @@ const stuckLifetime = 75 * time.Second
 // second control plane's injector would admit it, since the stand-in
 // injector serves only nsMesh's.
 func TestRotationStuckPastItsDeadline(t *testing.T) {
-	t.Parallel() // mostly waiting for the deadline, beside the other parallel tests
+	t.Parallel() // mostly waiting for the deadline, beside the mesh's rotation
 	old, next := newAnchor(t), newAnchor(t)
 	oldFP, nextFP := signer.Fingerprint(old.Certificate), signer.Fingerprint(next.Certificate)
 	anchor := anchorSecret(nsStuck, "stuck-root", old)

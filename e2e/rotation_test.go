@@ -53,7 +53,12 @@ type rotationMesh struct {
 // pods and Linkerd's control plane, under both triggers, with and without
 // the controller's restarts, with a watcher asserting the invariants on
 // every change from start to end.
+//
+// It runs beside the other parallel tests, which wait more than they work;
+// they must bear the issuer's restarts, and their writes count in the API
+// writes logged here (docs/performance.md quotes a run of this test alone).
 func TestTrustAnchorRotationOnAMesh(t *testing.T) {
+	t.Parallel()
 	if cp.Existing {
 		t.Skip("needs the local control plane's cluster, injector and identity stand-ins")
 	}

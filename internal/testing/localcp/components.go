@@ -93,7 +93,7 @@ func (cp *ControlPlane) SetIssuerArgs(args ...string) { cp.opts.IssuerArgs = arg
 
 // IssuerRunning reports whether a replica of the issuer runs under name.
 func (cp *ControlPlane) IssuerRunning(name string) bool {
-	for _, p := range cp.procs {
+	for _, p := range cp.running() {
 		if p.name == name {
 			select {
 			case err := <-p.done:
@@ -110,13 +110,13 @@ func (cp *ControlPlane) IssuerRunning(name string) bool {
 // RestartIssuerIfExited starts a replica of the issuer again if it has
 // exited, as the kubelet restarts a container, and reports whether it did.
 func (cp *ControlPlane) RestartIssuerIfExited(ctx context.Context, name string) (bool, error) {
-	for i, p := range cp.procs {
+	for _, p := range cp.running() {
 		if p.name != name {
 			continue
 		}
 		select {
 		case <-p.done: //nolint:errcheck // it exited; why is in its log
-			cp.procs = append(cp.procs[:i], cp.procs[i+1:]...)
+			cp.remove(p)
 			return true, cp.StartIssuer(ctx, name)
 		default:
 			return false, nil
@@ -128,11 +128,12 @@ func (cp *ControlPlane) RestartIssuerIfExited(ctx context.Context, name string) 
 // StopIssuer sends sig to a replica of the issuer (SIGTERM: a rolling
 // update; SIGKILL: a crash) and waits until it has exited.
 func (cp *ControlPlane) StopIssuer(name string, sig syscall.Signal) error {
-	for i, p := range cp.procs {
+	for _, p := range cp.running() {
 		if p.name != name {
 			continue
 		}
-		cp.procs = append(cp.procs[:i], cp.procs[i+1:]...)
+		p.stopping.Store(true)
+		cp.remove(p)
 		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 		select {
 		case <-p.done: //nolint:errcheck // a stopped process's status says nothing

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -94,8 +95,11 @@ type ControlPlane struct {
 
 	issuerKubeconfig string
 
-	env   *envtest.Environment
-	procs []*process
+	env *envtest.Environment
+	// procs is read by tests running in parallel while one restarts the
+	// issuer: only through running, add and remove.
+	procsMu sync.Mutex
+	procs   []*process
 	// stops end what runs in the test process (the stand-in injector).
 	stops []func() error
 	opts  Options
@@ -232,8 +236,9 @@ func (cp *ControlPlane) Stop() error {
 	for _, stop := range cp.stops {
 		errs = append(errs, stop())
 	}
-	for i := len(cp.procs) - 1; i >= 0; i-- {
-		errs = append(errs, cp.procs[i].stop())
+	procs := cp.running()
+	for i := len(procs) - 1; i >= 0; i-- {
+		errs = append(errs, procs[i].stop())
 	}
 	if cp.env != nil {
 		errs = append(errs, cp.env.Stop())

@@ -57,7 +57,8 @@ func (cp *ControlPlane) RestartAPIServer(ctx context.Context, down time.Duration
 	}
 	// It drains for longer than Stop waits, and etcd, which envtest stops
 	// after it, holds nothing it must flush.
-	cp.procs[len(cp.procs)-1].stopSignal = syscall.SIGKILL
+	procs := cp.running()
+	procs[len(procs)-1].stopSignal = syscall.SIGKILL
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {

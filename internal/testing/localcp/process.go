@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,6 +26,26 @@ type process struct {
 	done chan error
 	// stopSignal ends it on Stop: SIGTERM unless set.
 	stopSignal syscall.Signal
+	// stopping: its exit is asked for, not a crash for Exited to report.
+	stopping atomic.Bool
+}
+
+func (cp *ControlPlane) running() []*process {
+	cp.procsMu.Lock()
+	defer cp.procsMu.Unlock()
+	return slices.Clone(cp.procs)
+}
+
+func (cp *ControlPlane) add(p *process) {
+	cp.procsMu.Lock()
+	defer cp.procsMu.Unlock()
+	cp.procs = append(cp.procs, p)
+}
+
+func (cp *ControlPlane) remove(p *process) {
+	cp.procsMu.Lock()
+	defer cp.procsMu.Unlock()
+	cp.procs = slices.DeleteFunc(cp.procs, func(q *process) bool { return q == p })
 }
 
 func (cp *ControlPlane) start(name, bin string, env []string, args ...string) error {
@@ -45,7 +67,7 @@ func (cp *ControlPlane) start(name, bin string, env []string, args ...string) er
 		p.done <- cmd.Wait()
 		log.Close()
 	}()
-	cp.procs = append(cp.procs, p)
+	cp.add(p)
 	return nil
 }
 
@@ -74,7 +96,7 @@ func (p *process) stop() error {
 // RSS is the resident set size of a running subprocess ("issuer",
 // "cert-manager", "trust-manager"), in bytes, from /proc.
 func (cp *ControlPlane) RSS(name string) (int64, error) {
-	for _, p := range cp.procs {
+	for _, p := range cp.running() {
 		if p.name != name {
 			continue
 		}
@@ -98,7 +120,7 @@ func (cp *ControlPlane) RSS(name string) (int64, error) {
 // "trust-manager"), or "kube-apiserver" or "etcd", which envtest runs from
 // bin/ (found by their executable; one control plane at a time).
 func (cp *ControlPlane) CPUTime(name string) (time.Duration, error) {
-	for _, p := range cp.procs {
+	for _, p := range cp.running() {
 		if p.name == name {
 			return cpuTime(p.cmd.Process.Pid)
 		}
@@ -142,7 +164,10 @@ func exitError(name string, err error) error {
 
 // Exited reports a subprocess that is no longer running.
 func (cp *ControlPlane) Exited() error {
-	for _, p := range cp.procs {
+	for _, p := range cp.running() {
+		if p.stopping.Load() {
+			continue
+		}
 		select {
 		case err := <-p.done:
 			p.done <- err // keep it for stop
@@ -185,7 +210,7 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 // Logs returns the tail of every subprocess log, for a failing test.
 func (cp *ControlPlane) Logs(lines int) string {
 	var b strings.Builder
-	for _, p := range cp.procs {
+	for _, p := range cp.running() {
 		raw, _ := os.ReadFile(p.log)
 		all := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
 		fmt.Fprintf(&b, "==> %s (last %d lines) <==\n%s\n", p.name, lines, strings.Join(all[max(0, len(all)-lines):], "\n"))
