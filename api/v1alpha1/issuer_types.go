@@ -25,7 +25,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="duration(self.minDuration) <= duration(self.maxDuration)",message="minDuration must not be longer than maxDuration"
 type IssuerSpec struct {
 	// TrustAnchorSecretName names a Secret of type kubernetes.io/tls holding
-	// the trust anchor (root CA) in tls.crt and its private key in tls.key.
+	// the trust anchor (root CA) in tls.crt and its private key in tls.key
+	// (with spec.kms, the certificate alone).
 	// A LinkerdCAIssuer reads it from its own namespace; a
 	// LinkerdCAClusterIssuer from the controller's cluster resource namespace.
 	// The Secret's namespace must be one the controller watches.
@@ -33,6 +34,13 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	TrustAnchorSecretName string `json:"trustAnchorSecretName"`
+
+	// KMS, when set, keeps the trust anchor's private key in a KMS: the
+	// trust anchor Secret (any type) then holds the certificate alone, in
+	// tls.crt or ca.crt, and must hold no tls.key. Each identity issuer is
+	// signed with one call to the KMS. See docs/kms.md.
+	// +optional
+	KMS *KMSKey `json:"kms,omitempty"`
 
 	// TrustDomain is Linkerd's trust domain (linkerd install
 	// --identity-trust-domain). The issued certificate's common name is

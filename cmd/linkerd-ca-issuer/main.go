@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey/awskms"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotator"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/version"
@@ -72,6 +74,9 @@ func run() error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	// The SDK reads its configuration when a spec.kms first needs it: an
+	// install without KMS anchors needs no AWS settings.
+	opts.Keys = anchorkey.Providers{AWS: &awskms.Provider{}}
 	if err := controller.Setup(ctx, mgr, &opts); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}

@@ -59,7 +59,7 @@ func TestCacheDropsChangedAndDeletedSecrets(t *testing.T) {
 		if err := s.Client.Get(context.Background(), anchorRef, &m); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.parsed.anchor(anchorRef, version{m.UID, m.ResourceVersion}, policyKey(PolicyFor(iss, nil)))
+		got, _ := s.parsed.anchor(anchorRef, version{uid: m.UID, resourceVersion: m.ResourceVersion}, policyKey(PolicyFor(iss, nil)))
 		return got != nil
 	}
 	check := func() {

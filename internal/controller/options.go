@@ -19,10 +19,14 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
 )
 
 // Options are the controller's command-line settings.
 type Options struct {
+	// Keys opens the KMS keys of issuers with spec.kms (not a flag).
+	Keys anchorkey.Opener
+
 	MetricsAddr             string
 	ProbeAddr               string
 	LeaderElect             bool

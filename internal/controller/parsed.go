@@ -36,10 +36,12 @@ type parsed struct {
 	bundles *lru.Cache // types.NamespacedName → *bundleEntry
 }
 
-// version identifies one revision of an object.
+// version identifies one revision of an object, and for an anchor Secret
+// the KMS key named with it: another key is another anchor.
 type version struct {
 	uid             types.UID
 	resourceVersion string
+	key             string
 }
 
 // anchorEntry is one Secret revision's anchor, and the policies its trial
@@ -125,7 +127,9 @@ func (c *parsed) changed(entries func() *lru.Cache, ref types.NamespacedName, v 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
-	if e, ok := entries().Get(ref); ok && versionOf(e) != v {
+	// Of the object's revision only: the KMS key in an entry's version is
+	// the issuer's, which the object's events do not carry.
+	if e, ok := entries().Get(ref); ok && (versionOf(e).uid != v.uid || versionOf(e).resourceVersion != v.resourceVersion) {
 		entries().Remove(ref)
 	}
 }

@@ -131,6 +131,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		EventRecorder:            mgr.GetEventRecorder(FieldOwner),
 		Clock:                    clock.RealClock{},
 		Rotation:                 cfg.Rotation,
+		Keys:                     cfg.Keys,
 	}
 	issuer, clusterIssuer := &v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}
 	if err := s.indexIssuers(ctx, mgr, []v1alpha1.GenericIssuer{issuer, clusterIssuer}); err != nil {

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
@@ -55,6 +56,8 @@ type Signer struct {
 	// Rotation: the rotation controller runs, and issuers with
 	// spec.rotation sign under the root its status names.
 	Rotation bool
+	// Keys opens the trust anchor keys of issuers with spec.kms.
+	Keys anchorkey.Opener
 
 	parsed parsed
 }
@@ -121,6 +124,9 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 	req.Start = start
 	began := s.Clock.Now()
 	issued, err := signer.Sign(p, anchor, req, began)
+	if kmsErr := s.kmsFailed(iss, err); kmsErr != nil {
+		return issuersigner.PEMBundle{}, issuersigner.IssuerError{Err: kmsErr}
+	}
 	if err != nil {
 		return s.refused(ctx, cr, iss, err)
 	}

@@ -95,7 +95,8 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 		}
 		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 	}
-	now, v, policy := s.Clock.Now(), version{m.UID, m.ResourceVersion}, policyKey(p)
+	kms := iss.GetSpec().KMS
+	now, v, policy := s.Clock.Now(), version{m.UID, m.ResourceVersion, kms.String()}, policyKey(p)
 	anchor, proven := s.parsed.anchor(ref, v, policy)
 	if anchor == nil {
 		var secret corev1.Secret
@@ -105,14 +106,14 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 			}
 			return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 		}
-		if secret.Type != corev1.SecretTypeTLS {
+		if secret.Type != corev1.SecretTypeTLS && kms == nil {
 			return nil, fmt.Errorf("trust anchor Secret %s has type %q; it must be of type %s (tls.crt and tls.key)", ref, secret.Type, corev1.SecretTypeTLS)
 		}
-		a, err := signer.ParseAnchor(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], now)
+		a, err := s.parseAnchor(ctx, kms, &secret, now)
 		if err != nil {
 			return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
 		}
-		anchor, v = a, version{secret.UID, secret.ResourceVersion}
+		anchor, v = a, version{secret.UID, secret.ResourceVersion, kms.String()}
 		s.parsed.putAnchor(ref, v, anchor)
 	}
 	if err := signer.CheckAnchorValidity(anchor.Certificate, now); err != nil {
@@ -188,7 +189,7 @@ func (s *Signer) readTrust(ctx context.Context, iss v1alpha1.GenericIssuer, anch
 	if !ok {
 		return untrusted("ConfigMap %s has no key %q, so Linkerd trusts no root; fix the ConfigMap or spec.trustRoots.key", ref, key)
 	}
-	roots, err := s.parsed.bundle(ref, key, version{cm.UID, cm.ResourceVersion}, bundle)
+	roots, err := s.parsed.bundle(ref, key, version{uid: cm.UID, resourceVersion: cm.ResourceVersion}, bundle)
 	if err != nil {
 		return untrusted("ConfigMap %s key %s, Linkerd's trust roots, does not parse as Linkerd requires: %v; it must hold only PEM CERTIFICATE blocks", ref, key, err)
 	}

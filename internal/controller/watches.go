@@ -138,7 +138,7 @@ func evicting(changed func(types.NamespacedName, version), next handler.EventHan
 	return handler.Funcs{
 		CreateFunc: next.Create,
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			changed(client.ObjectKeyFromObject(e.ObjectNew), version{e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion()})
+			changed(client.ObjectKeyFromObject(e.ObjectNew), version{uid: e.ObjectNew.GetUID(), resourceVersion: e.ObjectNew.GetResourceVersion()})
 			next.Update(ctx, e, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

@@ -48,6 +48,8 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 		if err != nil {
 			return nil, err
 		}
+		// A KMS anchor's key is in the KMS: its Secret holds the certificate.
+		hasKey = hasKey || iss.GetSpec().KMS != nil
 		o.SigningKeyHeld = cert != nil && hasKey && o.add(cert) == p.SigningRoot
 	}
 	trusted := &corev1.ConfigMap{}
@@ -104,7 +106,11 @@ func (r *Reconciler) anchorCert(ctx context.Context, ref types.NamespacedName) (
 		}
 		return nil, false, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 	}
-	block, _ := pem.Decode(s.Data[corev1.TLSCertKey])
+	certPEM := s.Data[corev1.TLSCertKey]
+	if len(certPEM) == 0 {
+		certPEM = s.Data["ca.crt"] // a KMS anchor's Secret may hold it there
+	}
+	block, _ := pem.Decode(certPEM)
 	if block == nil {
 		return nil, false, nil
 	}

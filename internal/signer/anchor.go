@@ -47,28 +47,15 @@ func badAnchor(format string, args ...any) error {
 // matching private key.
 func ParseAnchor(certPEM, keyPEM []byte, now time.Time) (*Anchor, error) {
 	switch {
-	case len(certPEM) == 0:
-		return nil, badAnchor("tls.crt is missing or empty; put the trust anchor certificate (PEM) in tls.crt")
 	case len(keyPEM) == 0:
 		return nil, badAnchor("tls.key is missing or empty; put the trust anchor private key (PEM) in tls.key")
-	case len(certPEM) > MaxAnchorCertificateBytes:
-		return nil, badAnchor("tls.crt is %d bytes, over the %d byte limit; it must hold only the trust anchor certificate", len(certPEM), MaxAnchorCertificateBytes)
 	case len(keyPEM) > MaxAnchorKeyBytes:
 		return nil, badAnchor("tls.key is %d bytes, over the %d byte limit; it must hold only the trust anchor private key", len(keyPEM), MaxAnchorKeyBytes)
 	}
-
-	certs, err := pki.DecodeX509CertificateChainBytes(certPEM)
+	cert, err := parseAnchorCertificate(certPEM, now)
 	if err != nil {
-		return nil, badAnchor("tls.crt does not decode as a PEM certificate: %v", err)
-	}
-	if len(certs) != 1 {
-		return nil, badAnchor("tls.crt holds %d certificates; it must hold exactly one, the trust anchor (root CA) Linkerd trusts", len(certs))
-	}
-	cert := certs[0]
-	if err := checkAnchorCertificate(cert, now); err != nil {
 		return nil, err
 	}
-
 	key, err := pki.DecodePrivateKeyBytes(keyPEM)
 	if err != nil {
 		return nil, badAnchor("tls.key does not decode as a PEM private key: %v", err)
@@ -76,11 +63,45 @@ func ParseAnchor(certPEM, keyPEM []byte, now time.Time) (*Anchor, error) {
 	if ok, err := pki.PublicKeyMatchesCertificate(key.Public(), cert); err != nil || !ok {
 		return nil, badAnchor("tls.key does not match the certificate in tls.crt; store the private key of that certificate")
 	}
-	return &Anchor{
-		Certificate: cert,
-		Key:         key,
-		PEM:         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
-	}, nil
+	return newAnchor(cert, key), nil
+}
+
+// AnchorWithKey is ParseAnchor for a key kept outside the cluster, in a
+// KMS: the certificate is checked the same way, and the key, described by
+// keyRef in messages, must be the certificate's.
+func AnchorWithKey(certPEM []byte, key crypto.Signer, keyRef string, now time.Time) (*Anchor, error) {
+	cert, err := parseAnchorCertificate(certPEM, now)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := pki.PublicKeyMatchesCertificate(key.Public(), cert); err != nil || !ok {
+		return nil, badAnchor("the KMS key %s is not the key of the certificate in tls.crt: its public key differs; name the certificate's key in spec.kms, or store the certificate made with this key (linkerd-ca trust-anchor create --kms)", keyRef)
+	}
+	return newAnchor(cert, key), nil
+}
+
+func newAnchor(cert *x509.Certificate, key crypto.Signer) *Anchor {
+	return &Anchor{Certificate: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}
+}
+
+func parseAnchorCertificate(certPEM []byte, now time.Time) (*x509.Certificate, error) {
+	switch {
+	case len(certPEM) == 0:
+		return nil, badAnchor("tls.crt is missing or empty; put the trust anchor certificate (PEM) in tls.crt")
+	case len(certPEM) > MaxAnchorCertificateBytes:
+		return nil, badAnchor("tls.crt is %d bytes, over the %d byte limit; it must hold only the trust anchor certificate", len(certPEM), MaxAnchorCertificateBytes)
+	}
+	certs, err := pki.DecodeX509CertificateChainBytes(certPEM)
+	if err != nil {
+		return nil, badAnchor("tls.crt does not decode as a PEM certificate: %v", err)
+	}
+	if len(certs) != 1 {
+		return nil, badAnchor("tls.crt holds %d certificates; it must hold exactly one, the trust anchor (root CA) Linkerd trusts", len(certs))
+	}
+	if err := checkAnchorCertificate(certs[0], now); err != nil {
+		return nil, err
+	}
+	return certs[0], nil
 }
 
 func checkAnchorCertificate(cert *x509.Certificate, now time.Time) error {

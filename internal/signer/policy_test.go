@@ -194,6 +194,25 @@ func TestPolicyCheck(t *testing.T) {
 			}
 		})
 	}
+	// The same table signed with an anchor whose key is in a KMS: the
+	// policy does not depend on where the key is.
+	kms := kmsAnchor(t, p256Key(t))
+	for _, tc := range tests {
+		t.Run("KMS anchor/"+tc.name, func(t *testing.T) {
+			issued, err := Sign(defaultPolicy, kms, tc.request(t), testNow)
+			var refusal *Refusal
+			switch {
+			case tc.rule == "" && err != nil:
+				t.Fatalf("want signed, got: %v", err)
+			case tc.rule == "":
+				if err := issued.Certificate.CheckSignatureFrom(kms.Certificate); err != nil {
+					t.Errorf("not signed by the KMS anchor: %v", err)
+				}
+			case !errors.As(err, &refusal) || refusal.Rule != tc.rule || err.Error() != tc.message:
+				t.Errorf("got %v; want refusal by rule %q: %s", err, tc.rule, tc.message)
+			}
+		})
+	}
 }
 
 func TestPolicyUsesTheIssuersNames(t *testing.T) {

@@ -26,7 +26,10 @@ var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
 // HMAC-SHA256 of the ID, the CSR and the validity start under a key derived
 // from the anchor's private key, so it is the same for the same request and
 // start, unpredictable to anyone without that key, and never shared by two
-// certificates of different validity.
+// certificates of different validity. A key in a KMS never leaves it: the
+// HMAC key is then derived from the anchor's certificate, so the serial is
+// still the same for the same request and start, but predictable to whoever
+// can read both (docs/kms.md).
 func (a *Anchor) serialFor(req Request, start time.Time) *big.Int {
 	if req.ID == "" {
 		serial, err := rand.Int(rand.Reader, serialLimit)
@@ -36,12 +39,12 @@ func (a *Anchor) serialFor(req Request, start time.Time) *big.Int {
 		}
 		return serial
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(a.Key)
-	if err != nil {
-		// Every key ParseAnchor accepts marshals.
-		panic(fmt.Sprintf("encoding the anchor key: %v", err))
+	var derived [sha256.Size]byte
+	if keyDER, err := x509.MarshalPKCS8PrivateKey(a.Key); err == nil {
+		derived = sha256.Sum256(append([]byte("linkerd-ca-issuer serial key\x00"), keyDER...))
+	} else {
+		derived = sha256.Sum256(append([]byte("linkerd-ca-issuer serial key of a KMS anchor\x00"), a.Certificate.Raw...))
 	}
-	derived := sha256.Sum256(append([]byte("linkerd-ca-issuer serial key\x00"), keyDER...))
 	mac := hmac.New(sha256.New, derived[:])
 	mac.Write([]byte(req.ID))
 	mac.Write([]byte{0})
