@@ -47,13 +47,15 @@ TRUST_MANAGER  := $(BIN)/trust-manager
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 KUBE_SCHEDULER := $(BIN)/kube-scheduler
 KWOK           := $(BIN)/kwok
+# local-kms stands in for AWS KMS in the tests of KMS-kept anchors.
+LOCAL_KMS      := $(BIN)/local-kms
 GOLANGCI_LINT  := $(BIN)/golangci-lint
 # What the demo runs, and what the e2e suite adds: the controllers and kwok
 # that make the local control plane a cluster that runs workloads, and
 # kubectl. Each group is one `go build` of several main packages, which
 # compiles their shared Kubernetes once, on every core.
 DEMO_TOOLS     := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM)
-CLUSTER_TOOLS  := $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(KUBECTL)
+CLUSTER_TOOLS  := $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(KUBECTL) $(LOCAL_KMS)
 E2E_TOOLS      := $(DEMO_TOOLS) $(CLUSTER_TOOLS)
 
 .PHONY: all
@@ -219,7 +221,8 @@ $(DEMO_TOOLS) &: $(TOOLS_MOD) $(TOOLS)/etcd/main.go $(TOOLS)/cert-manager-contro
 	@touch $(DEMO_TOOLS)
 $(CLUSTER_TOOLS) &: $(TOOLS_MOD)
 	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok \
+		github.com/nsmithuk/local-kms
 	@touch $(CLUSTER_TOOLS)
 $(KIND): $(TOOLS_MOD)
 	cd $(TOOLS) && go build -o $@ sigs.k8s.io/kind

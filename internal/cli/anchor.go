@@ -34,6 +34,7 @@ type anchorCreate struct {
 	name       string
 	overwrite  bool
 	dryRun     string
+	kms        string
 	output     manifestFormat
 }
 
@@ -65,6 +66,7 @@ you commit it, since it holds the private key.`,
 	f.BoolVar(&o.overwrite, "overwrite", false, "Replace an existing trust anchor. Everything it signed stops being trusted: see docs/rotation.md first")
 	f.StringVar(&o.dryRun, "dry-run", "none", `"client" prints the Secret instead of creating it (--dry-run alone means client)`)
 	f.Lookup("dry-run").NoOptDefVal = "client"
+	f.StringVar(&o.kms, "kms", "", "Make the root with this KMS key, aws:<key ID, key ARN or alias/name> (region: AWS_REGION), and store only its certificate: no root key in the cluster")
 	o.output.bind(f)
 	return cmd
 }
@@ -80,6 +82,9 @@ func (o *anchorCreate) run(cmd *cobra.Command, g *globals) error {
 	}
 	if err := o.output.validate(); err != nil {
 		return err
+	}
+	if o.kms != "" {
+		return o.createWithKMS(cmd, g)
 	}
 	anchor, err := trustanchor.Create(o.commonName, o.validity, time.Now())
 	if err != nil {
@@ -137,7 +142,7 @@ func (o *anchorCreate) store(cmd *cobra.Command, g *globals, secret *corev1.Secr
 		if err := c.Get(ctx, client.ObjectKeyFromObject(secret), &existing); err != nil {
 			return fmt.Errorf("reading %s: %w", ref, err)
 		}
-		if existing.Type != corev1.SecretTypeTLS {
+		if existing.Type != secret.Type {
 			return fmt.Errorf("%s is of type %s and a Secret's type cannot change: delete it first, or choose another --name", ref, existing.Type)
 		}
 		existing.Data = secret.Data
@@ -147,7 +152,7 @@ func (o *anchorCreate) store(cmd *cobra.Command, g *globals, secret *corev1.Secr
 	case err != nil:
 		return fmt.Errorf("creating %s: %w", ref, err)
 	}
-	fmt.Fprintf(g.stdout, "trust anchor %s stored in %s (kubernetes.io/tls)\n", o.commonName, ref)
+	fmt.Fprintf(g.stdout, "trust anchor %s stored in %s (%s)\n", o.commonName, ref, secret.Type)
 	if g.kube.overrides.Context.Namespace == "" {
 		fmt.Fprintf(g.stderr, "%s: stored in the Linkerd namespace %s (no -n given); a LinkerdCAClusterIssuer reads its anchor from its cluster resource namespace instead (cert-manager in Linkerd's current guide): pass -n there\n", Name, secret.Namespace)
 	}

@@ -200,7 +200,8 @@ func linkerdCAIssuerReady(ctx context.Context, c client.Client, ns string, ref c
 	case cond.Status != metav1.ConditionTrue:
 		ready = identitycheck.Result{Name: checkIssuerReady, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s %s: %s: %s", iss.IssuerKind(), key, cond.Reason, cond.Message)}
 	}
-	return append([]identitycheck.Result{ready, trustGate(iss, key)}, rotationCheck(iss, key, time.Now())...)
+	results := append([]identitycheck.Result{ready, trustGate(iss, key)}, kmsCheck(iss, key)...)
+	return append(results, rotationCheck(iss, key, time.Now())...)
 }
 
 // trustGate warns when the issuer signs without checking its anchor against

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/version"
 )
 
@@ -73,6 +74,8 @@ type globals struct {
 	verbose          bool
 	stdout, stderr   io.Writer
 	now              func() time.Time
+	// keys opens KMS keys (--kms); nil: the built-in providers.
+	keys anchorkey.Opener
 }
 
 func newRoot(g *globals) *cobra.Command {

@@ -4,9 +4,11 @@
 package trustanchor
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -37,15 +39,29 @@ type PEM struct {
 // for validity: ECDSA P-256, signed ECDSA-SHA256, CA with cert sign and CRL
 // sign, path length 1 (it signs issuers, which sign proxies).
 func Create(commonName string, validity time.Duration, now time.Time) (*PEM, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := CreateWith(key, commonName, validity, now)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodePrivateKey(key, cmapi.PKCS8)
+	if err != nil {
+		return nil, err
+	}
+	return &PEM{Certificate: certPEM, Key: keyPEM}, nil
+}
+
+// CreateWith makes the same root CA with a key kept elsewhere (a KMS, which
+// signs it once), SHA-256 whatever the key: the certificate alone, PEM.
+func CreateWith(key crypto.Signer, commonName string, validity time.Duration, now time.Time) ([]byte, error) {
 	if commonName == "" {
 		return nil, fmt.Errorf("the common name must not be empty")
 	}
 	if validity < time.Hour {
 		return nil, fmt.Errorf("validity %s is too short for a trust anchor; use at least 1h (default %s)", validity, DefaultValidity)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
@@ -60,15 +76,18 @@ func Create(commonName string, validity time.Duration, now time.Time) (*PEM, err
 		IsCA:                  true,
 		MaxPathLen:            1,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		SignatureAlgorithm:    x509.ECDSAWithSHA256,
+	}
+	switch key.Public().(type) {
+	case *ecdsa.PublicKey:
+		tmpl.SignatureAlgorithm = x509.ECDSAWithSHA256
+	case *rsa.PublicKey:
+		tmpl.SignatureAlgorithm = x509.SHA256WithRSA
+	default:
+		return nil, fmt.Errorf("a %T key cannot be a Linkerd trust anchor's; use ECDSA P-256 or RSA", key.Public())
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("signing the trust anchor: %w", err)
 	}
-	keyPEM, err := pki.EncodePrivateKey(key, cmapi.PKCS8)
-	if err != nil {
-		return nil, err
-	}
-	return &PEM{Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Key: keyPEM}, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }

@@ -27,7 +27,7 @@ var FakeNodes = []string{"kwok-node-0", "kwok-node-1"}
 const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 
 // clusterBinaries are what Options.Workloads adds to the control plane.
-var clusterBinaries = []string{"kube-controller-manager", "kube-scheduler", "kwok"}
+var clusterBinaries = []string{"kube-controller-manager", "kube-scheduler", "kwok", "local-kms"}
 
 // startCluster makes the control plane a cluster that runs workloads:
 // kube-controller-manager (Deployments become ReplicaSets and Pods, deleted
@@ -71,7 +71,11 @@ func (cp *ControlPlane) startCluster(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	return cp.startKwok(ctx)
+	if err := cp.startKwok(ctx); err != nil {
+		return err
+	}
+	// The cloud the cluster runs in: local-kms for AWS KMS (kms.go).
+	return cp.startKMS(ctx)
 }
 
 // startKwok runs kwok for FakeNodes, and creates them. kwok renews their

@@ -91,8 +91,7 @@ type ControlPlane struct {
 	// Outages are RestartAPIServer's.
 	Outages []Outage
 	// KeepDir leaves Dir in place on Stop, for logs worth reading.
-	KeepDir bool
-
+	KeepDir          bool
 	issuerKubeconfig string
 
 	env *envtest.Environment
@@ -102,6 +101,7 @@ type ControlPlane struct {
 	procs   []*process
 	// stops end what runs in the test process (the stand-in injector).
 	stops []func() error
+	kms   *localKMS
 	opts  Options
 }
 
