@@ -39,7 +39,9 @@ const (
 	// and Linkerd's control plane Deployments.
 	nsMesh = "e2e-mesh"
 	// nsStuck is a second control plane's, whose rotation never propagates.
-	nsStuck     = "e2e-stuck"
+	nsStuck = "e2e-stuck"
+	// nsKMS is the control plane of the issuer whose root key is in KMS.
+	nsKMS       = "e2e-kms"
 	nsCluster   = localcp.TrustNamespace
 	issuerGroup = "linkerdca.io"
 )
@@ -58,7 +60,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh, nsStuck},
+		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh, nsStuck, nsKMS},
 		CSRRequesters:    []string{csrRequester},
 		Workloads:        true,
 		LinkerdNamespace: nsMesh,

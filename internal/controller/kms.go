@@ -41,7 +41,7 @@ func (s *Signer) parseAnchor(ctx context.Context, kms *v1alpha1.KMSKey, secret *
 // reason, until the KMS answers; the request waits, it is not failed.
 func (s *Signer) kmsFailed(iss v1alpha1.GenericIssuer, err error) error {
 	var refusal *signer.Refusal
-	if iss.GetSpec().KMS == nil || errors.As(err, &refusal) {
+	if err == nil || iss.GetSpec().KMS == nil || errors.As(err, &refusal) {
 		return nil
 	}
 	s.parsed.secretChanged(s.signingSecret(iss), version{})

@@ -73,7 +73,7 @@ func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
 	}
 	args = append(args, cp.opts.IssuerArgs...)
 	// As in a pod: POD_NAME, stable across a restart of the same replica.
-	env := append([]string{"POD_NAMESPACE=" + IssuerNamespace, "POD_NAME=" + name}, cp.kmsEnv()...)
+	env := append([]string{"POD_NAMESPACE=" + IssuerNamespace, "POD_NAME=" + name}, cp.KMSEnv()...)
 	if err := cp.start(name, filepath.Join(cp.opts.RepoRoot, "bin", "linkerd-ca-issuer"), env, args...); err != nil {
 		return err
 	}

@@ -76,9 +76,9 @@ func (cp *ControlPlane) KMSClient() *kms.Client {
 		func(o *kms.Options) { o.BaseEndpoint = aws.String("http://" + cp.kms.addr) })
 }
 
-// kmsEnv points the issuer's AWS SDK at local-kms, through the SDK's own
+// KMSEnv points the issuer's AWS SDK at local-kms, through the SDK's own
 // settings, as the chart's env values would at another endpoint.
-func (cp *ControlPlane) kmsEnv() []string {
+func (cp *ControlPlane) KMSEnv() []string {
 	if cp.kms == nil {
 		return nil
 	}
