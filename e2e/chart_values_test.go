@@ -318,3 +318,25 @@ func TestChartReadmeListsEveryValue(t *testing.T) {
 	}
 	walk("", values)
 }
+
+func TestChartKMSValues(t *testing.T) {
+	c := convert[appsv1.Deployment](t, find(render(t, "kms.aws.region=eu-west-1", "kms.aws.endpoint=https://kms-fips.eu-west-1.amazonaws.com",
+		"serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::111122223333:role/linkerd-ca"), "Deployment")[0]).Spec.Template.Spec.Containers[0]
+	for name, value := range map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_KMS": "https://kms-fips.eu-west-1.amazonaws.com"} {
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name && e.Value == value }) {
+			t.Errorf("env %v lacks %s=%s", c.Env, name, value)
+		}
+	}
+	sa := find(render(t, "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::111122223333:role/linkerd-ca"), "ServiceAccount")[0]
+	if got := sa.GetAnnotations()["eks.amazonaws.com/role-arn"]; got != "arn:aws:iam::111122223333:role/linkerd-ca" {
+		t.Errorf("ServiceAccount annotations %v", sa.GetAnnotations())
+	}
+	// Without a KMS, no AWS setting is rendered.
+	plain := convert[appsv1.Deployment](t, find(render(t), "Deployment")[0]).Spec.Template.Spec.Containers[0]
+	if slices.ContainsFunc(plain.Env, func(e corev1.EnvVar) bool { return strings.HasPrefix(e.Name, "AWS_") }) {
+		t.Errorf("AWS env rendered without kms values: %v", plain.Env)
+	}
+	if _, err := renderErr(t, "kms.aws.endpoint=kms.example"); err == nil || !strings.Contains(err.Error(), "schema") {
+		t.Errorf("an endpoint that is no URL: %v", err)
+	}
+}
