@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+)
+
+// keyInKMS opens one key for any reference, and records which.
+type keyInKMS struct {
+	key    crypto.Signer
+	opened *v1alpha1.KMSKey
+}
+
+func (k *keyInKMS) Open(_ context.Context, ref *v1alpha1.KMSKey) (crypto.Signer, error) {
+	k.opened = ref
+	return k.key, nil
+}
+
+func TestTrustAnchorCreateWithKMS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms := &keyInKMS{key: key}
+	var out, errOut bytes.Buffer
+	g := &globals{stdout: &out, stderr: &errOut, now: time.Now, keys: kms}
+	if code := execute(context.Background(), g, []string{"trust-anchor", "create", "--kms", "aws:alias/root", "--dry-run", "-o", "yaml"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, &errOut)
+	}
+	if kms.opened == nil || kms.opened.AWS == nil || kms.opened.AWS.KeyID != "alias/root" {
+		t.Fatalf("opened %+v; want aws key alias/root", kms.opened)
+	}
+	if strings.Contains(out.String(), "tls.key") || !strings.Contains(out.String(), "type: Opaque") {
+		t.Errorf("the Secret is not the certificate alone in an Opaque Secret:\n%s", &out)
+	}
+	if !strings.Contains(errOut.String(), "spec.kms.aws.keyID: alias/root") {
+		t.Errorf("no hint to name the key on the issuer:\n%s", &errOut)
+	}
+	// The certificate is the key's, and an anchor Linkerd accepts.
+	var certPEM []byte
+	for _, line := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tls.crt: "); ok {
+			certPEM = decodeBase64(t, v)
+		}
+	}
+	if block, _ := pem.Decode(certPEM); block == nil {
+		t.Fatalf("no certificate in the Secret:\n%s", &out)
+	}
+	if _, err := signer.AnchorWithKey(certPEM, key, "aws:alias/root", time.Now()); err != nil {
+		t.Errorf("the root made with the KMS key is no anchor for it: %v", err)
+	}
+}
+
+func TestTrustAnchorCreateRefusesAnotherProvider(t *testing.T) {
+	code, _, errOut := run(t, "trust-anchor", "create", "--kms", "gcp:projects/p/keys/k", "--dry-run")
+	if code == 0 || !strings.Contains(errOut, "give aws:<key ID, key ARN or alias/name>") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+func decodeBase64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
