@@ -171,15 +171,5 @@ func injectedPod(t *testing.T, ns, name string, root *testpki.Anchor) string {
 			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
 		},
 	})
-	eventually(t, 30*time.Second, "pod "+name+" running", func() error {
-		var p corev1.Pod
-		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
-			return err
-		}
-		if !podReady(&p) {
-			return fmt.Errorf("phase %s", p.Status.Phase)
-		}
-		return nil
-	})
-	return ns + "/" + name
+	return waitBarePod(t, ns, name)
 }

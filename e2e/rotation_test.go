@@ -466,7 +466,13 @@ func meshedPod(t *testing.T, ns, name string) string {
 	t.Helper()
 	create(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}})
-	eventually(t, 30*time.Second, "bare pod running", func() error {
+	return waitBarePod(t, ns, name)
+}
+
+// waitBarePod waits for a pod to run on kwok's nodes and is its key.
+func waitBarePod(t *testing.T, ns, name string) string {
+	t.Helper()
+	eventually(t, 30*time.Second, "pod "+ns+"/"+name+" running", func() error {
 		var p corev1.Pod
 		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
 			return err
