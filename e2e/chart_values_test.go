@@ -212,7 +212,10 @@ func TestChartFreshClusterInstall(t *testing.T) {
 	const release, relNS, linkerdNS = "fresh", "e2e-fresh-system", "e2e-fresh-linkerd"
 	kube := []string{"--kubeconfig", cp.AdminKubeconfig}
 	chart := filepath.Join(repoRoot(t), "charts", "linkerd-ca-issuer")
-	base := []string{"--namespace", relNS, "--set", "crds.enabled=false", "--set", "watchNamespaces={" + linkerdNS + "}"}
+	// The release's admission policies judge its own namespace only: the
+	// other tests' deliberately bad requests are the signer's to refuse.
+	base := []string{"--namespace", relNS, "--set", "crds.enabled=false", "--set", "watchNamespaces={" + linkerdNS + "}",
+		"--set", `admissionPolicy.namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=` + linkerdNS}
 	for _, ns := range []string{relNS, linkerdNS} {
 		if err := cl.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{}); err == nil {
 			t.Fatalf("namespace %s exists before the install", ns)
@@ -270,7 +273,7 @@ func TestChartFreshClusterInstall(t *testing.T) {
 	// A namespace that already exists, and is not the release's, is left
 	// alone: not in the release, so neither adopted nor deleted with it.
 	helm(t, append([]string{"install", release + "-b", chart, "--namespace", relNS, "--set", "crds.enabled=false",
-		"--set", "watchNamespaces={" + nsPreset + "}", "--set", "approver.enabled=false"}, kube...)...)
+		"--set", "watchNamespaces={" + nsPreset + "}", "--set", "approver.enabled=false", "--set", "admissionPolicy.enabled=false"}, kube...)...)
 	manifest := helm(t, append([]string{"get", "manifest", release + "-b", "--namespace", relNS}, kube...)...)
 	helm(t, append([]string{"uninstall", release + "-b", "--namespace", relNS}, kube...)...)
 	if strings.Contains(manifest, "kind: Namespace") {

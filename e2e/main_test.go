@@ -41,9 +41,13 @@ const (
 	// nsStuck is a second control plane's, whose rotation never propagates.
 	nsStuck = "e2e-stuck"
 	// nsKMS is the control plane of the issuer whose root key is in KMS.
-	nsKMS       = "e2e-kms"
-	nsCluster   = localcp.TrustNamespace
-	issuerGroup = "linkerdca.io"
+	nsKMS = "e2e-kms"
+	// nsAdmission is the control plane of the issuers the chart's
+	// admission policies judge; nsAdmissionTenant, a tenant beside it.
+	nsAdmission       = "e2e-admission"
+	nsAdmissionTenant = "e2e-admission-tenant"
+	nsCluster         = localcp.TrustNamespace
+	issuerGroup       = "linkerdca.io"
 )
 
 var (
@@ -60,7 +64,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	var err error
 	cp, err = localcp.Start(ctx, localcp.Options{
-		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh, nsStuck, nsKMS},
+		WatchNamespaces:  []string{nsLinkerd, nsRotation, nsRefusals, nsHealth, nsDenied, nsPreset, nsDrill, nsMetrics, nsGuide, nsFaults, nsMesh, nsStuck, nsKMS, nsAdmission, nsAdmissionTenant},
 		CSRRequesters:    []string{csrRequester},
 		Workloads:        true,
 		LinkerdNamespace: nsMesh,

@@ -22,7 +22,10 @@ const ReleaseName = "linkerd-ca-issuer"
 // release namespace IssuerNamespace, with extra `--set` values.
 func RenderChart(repoRoot string, set ...string) ([]*unstructured.Unstructured, error) {
 	args := []string{"template", ReleaseName, filepath.Join(repoRoot, "charts", "linkerd-ca-issuer"),
-		"--namespace", IssuerNamespace, "--kube-version", "1.36.0"}
+		"--namespace", IssuerNamespace, "--kube-version", "1.36.0",
+		// What the 1.36 API server's discovery tells `helm install`, and
+		// `helm template` does not know by itself.
+		"--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
