@@ -97,6 +97,17 @@ func TestAdmissionPolicy(t *testing.T) {
 			`the common name must be "identity.linkerd.cluster.local"`},
 	}
 
+	// The API server reads the policies' parameters through an informer:
+	// until it has seen an issuer, what names it is allowed.
+	eventually(t, 30*time.Second, "the policies judging by both issuers", func() error {
+		for _, tc := range []admissionCase{cases[0], cases[len(cases)-2]} {
+			if out, err := kubectlApply(t, admissionCertificate(tc, cn, clusterIssuer), "--dry-run=server"); err == nil {
+				return fmt.Errorf("%s: allowed: %s", tc.name, out)
+			}
+		}
+		return nil
+	})
+
 	t.Run("each bad Certificate is refused at kubectl apply", func(t *testing.T) {
 		for _, tc := range cases {
 			crt := admissionCertificate(tc, cn, clusterIssuer)
@@ -143,7 +154,7 @@ func TestAdmissionPolicy(t *testing.T) {
 				return fmt.Errorf("the new control plane's Certificate is refused: %s", out)
 			}
 			if out, err := kubectlApply(t, old, "--dry-run=server"); err == nil || !strings.Contains(out, `this issuer signs only for namespace "`+nsAdmissionTenant+`"`) {
-				return fmt.Errorf("the old control plane's Certificate: %v %s", err, out)
+				return fmt.Errorf("the old control plane's Certificate: %w %s", err, out)
 			}
 			return nil
 		})
@@ -164,7 +175,7 @@ func TestAdmissionPolicy(t *testing.T) {
 			crt := admissionCertificate(tc, cn, clusterIssuer)
 			eventually(t, 30*time.Second, tc.name+": applied with the policy off", func() error {
 				if out, err := kubectlApply(t, crt); err != nil {
-					return fmt.Errorf("%v: %s", err, out)
+					return fmt.Errorf("%w: %s", err, out)
 				}
 				return nil
 			})

@@ -75,3 +75,23 @@ func exprString(e ast.Expr) string {
 	}
 	return fmt.Sprintf("%T", e)
 }
+
+// TestControllersFlag reads --controllers as cert-manager does: the
+// approver left out the way its chart's disableAutoApproval leaves it out.
+func TestControllersFlag(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		name string
+		want bool
+	}{
+		{"*", "certificaterequests-approver", true},
+		{"*,-certificaterequests-approver", "certificaterequests-approver", false},
+		{"*,-certificaterequests-approver", "certificates-issuing", true},
+		{"certificates-issuing", "certificates-issuing", true},
+		{"certificates-issuing", "certificaterequests-approver", false},
+	} {
+		if got := enabled(tc.name, strings.Split(tc.flag, ",")); got != tc.want {
+			t.Errorf("--controllers=%s: %s enabled %t, want %t", tc.flag, tc.name, got, tc.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -70,12 +71,14 @@ var defaults = struct {
 func main() {
 	kubeconfig := flag.String("kubeconfig", "", "Path to the kubeconfig of the API server.")
 	clusterResourceNamespace := flag.String("cluster-resource-namespace", "cert-manager", "Namespace of ClusterIssuer Secrets (the Helm chart's default).")
+	controllers := flag.String("controllers", "*", "As cert-manager's flag: * for every controller, -<name> to leave one out "+
+		"(*,-certificaterequests-approver is its chart's disableAutoApproval).")
 	klog.InitFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(logf.NewContext(ctx, klog.Background(), "cert-manager-controller"), contextOptions(*kubeconfig, *clusterResourceNamespace)); err != nil {
+	if err := run(logf.NewContext(ctx, klog.Background(), "cert-manager-controller"), contextOptions(*kubeconfig, *clusterResourceNamespace), strings.Split(*controllers, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "cert-manager-controller:", err)
 		os.Exit(1)
 	}
@@ -99,7 +102,7 @@ func contextOptions(kubeconfig, clusterResourceNamespace string) controllerpkg.C
 	return opts
 }
 
-func run(ctx context.Context, opts controllerpkg.ContextOptions) error {
+func run(ctx context.Context, opts controllerpkg.ContextOptions, controllers []string) error {
 	klog.InfoS("cert-manager's default configuration", "kubeAPIQPS", opts.KubernetesAPIQPS, "kubeAPIBurst", opts.KubernetesAPIBurst,
 		"workers", defaults.numberOfConcurrentWorkers, "requestBackoff", opts.CertificateRequestMinimumBackoffDuration)
 	factory, err := controllerpkg.NewContextFactory(ctx, opts)
@@ -109,6 +112,10 @@ func run(ctx context.Context, opts controllerpkg.ContextOptions) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(controllerpkg.Known()))
 	for name, construct := range controllerpkg.Known() {
+		if !enabled(name, controllers) {
+			klog.InfoS("controller left out", "controller", name)
+			continue
+		}
 		c, err := construct(factory)
 		if err != nil {
 			return fmt.Errorf("constructing %s: %w", name, err)
@@ -132,4 +139,19 @@ func run(ctx context.Context, opts controllerpkg.ContextOptions) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// enabled reads cert-manager's --controllers: a name, or * for all, less
+// the names given as -<name>.
+func enabled(name string, controllers []string) bool {
+	on := false
+	for _, c := range controllers {
+		switch strings.TrimSpace(c) {
+		case "*", name:
+			on = true
+		case "-" + name:
+			return false
+		}
+	}
+	return on
 }

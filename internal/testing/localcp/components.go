@@ -9,7 +9,12 @@ import (
 	"syscall"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
 // certManagerCRDs is deploy/crds of the cert-manager module the product
@@ -24,13 +29,30 @@ func certManagerCRDs(repo string) (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
 }
 
-func (cp *ControlPlane) startCertManager() error {
-	kubeconfig, err := cp.writeKubeconfig("cert-manager", envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}})
+func (cp *ControlPlane) startCertManager(ctx context.Context) error {
+	kubeconfig, err := cp.writeKubeconfig("cert-manager", envtest.User{Name: CertManagerUser, Groups: []string{"system:masters"}})
 	if err != nil {
 		return err
 	}
-	return cp.start("cert-manager", filepath.Join(cp.opts.RepoRoot, "bin", "cert-manager-controller"), nil,
-		"--kubeconfig="+kubeconfig, "--cluster-resource-namespace=cert-manager", "--v=2")
+	args := []string{"--kubeconfig=" + kubeconfig, "--cluster-resource-namespace=cert-manager", "--v=2"}
+	if cp.opts.ApproverPolicy {
+		if err := cp.startApproverPolicy(ctx); err != nil {
+			return err
+		}
+		args = append(args, builtInApproverOff)
+	}
+	return cp.start("cert-manager", filepath.Join(cp.opts.RepoRoot, "bin", "cert-manager-controller"), nil, args...)
+}
+
+// Scheme knows the kinds the suite uses.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
 }
 
 func (cp *ControlPlane) startIssuer(ctx context.Context) error {

@@ -49,7 +49,7 @@ func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "CertificateRequestPolicy":
 			if err := cp.createAll(ctx, o); err != nil {
 				return err
 			}
@@ -66,6 +66,12 @@ func (cp *ControlPlane) chartValues() []string {
 	}
 	if cp.opts.RotationRestarts {
 		v = append(v, "rotation.restarts.enabled=true")
+	}
+	if cp.opts.ApproverPolicy {
+		v = append(v, "approverPolicy.enabled=true")
+		for i, ns := range cp.opts.WatchNamespaces {
+			v = append(v, fmt.Sprintf("approverPolicy.controlPlanes[%d].namespace=%s", i, ns))
+		}
 	}
 	if len(cp.opts.CSRRequesters) > 0 {
 		v = append(v, "kubernetesCSR.enabled=true", "kubernetesCSR.requesters={"+strings.Join(cp.opts.CSRRequesters, ",")+"}")

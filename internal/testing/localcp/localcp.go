@@ -18,9 +18,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -66,6 +63,10 @@ type Options struct {
 	// RotationRestarts grants the issuer the chart's restart RBAC
 	// (rotation.restarts.enabled); --rotation-restarts is the tests' to set.
 	RotationRestarts bool
+	// ApproverPolicy runs cert-manager with its built-in approver off and
+	// approver-policy approving, under the chart's approverPolicy values
+	// for each watched namespace (approverpolicy.go).
+	ApproverPolicy bool
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -103,17 +104,6 @@ type ControlPlane struct {
 	stops []func() error
 	kms   *localKMS
 	opts  Options
-}
-
-// Scheme knows the kinds the suite uses.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
-	}
-	return s
 }
 
 // Start brings the control plane up. On error, everything already started
@@ -172,6 +162,13 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			return cp, err
 		}
 		cp.env.CRDDirectoryPaths = []string{cmCRDs, tmCRDs, filepath.Join(opts.RepoRoot, "config", "crd", "bases")}
+		if opts.ApproverPolicy {
+			apCRDs, err := approverPolicyCRDs(opts.RepoRoot)
+			if err != nil {
+				return cp, err
+			}
+			cp.env.CRDDirectoryPaths = append(cp.env.CRDDirectoryPaths, apCRDs)
+		}
 	}
 	opts.Logf("starting etcd and kube-apiserver")
 	if cp.Config, err = cp.env.Start(); err != nil {
@@ -216,7 +213,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return cp, err
 	}
 	opts.Logf("starting cert-manager's controllers")
-	if err := cp.startCertManager(); err != nil {
+	if err := cp.startCertManager(ctx); err != nil {
 		return cp, err
 	}
 	opts.Logf("starting trust-manager")

@@ -1,0 +1,153 @@
+package localcp
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// With Options.ApproverPolicy, cert-manager runs as its chart's
+// disableAutoApproval runs it, and approver-policy approves instead.
+const (
+	// CertManagerUser is cert-manager's identity: the requester of every
+	// Certificate's CertificateRequests.
+	CertManagerUser = "system:serviceaccount:" + TrustNamespace + ":cert-manager"
+	// ApproverPolicyUser is approver-policy's, as its chart names it.
+	ApproverPolicyUser = "system:serviceaccount:" + TrustNamespace + ":cert-manager-approver-policy"
+	// builtInApproverOff is cert-manager's --controllers with its own
+	// approver left out.
+	builtInApproverOff = "--controllers=*,-certificaterequests-approver"
+)
+
+// approverPolicyCRDs is deploy/crds of the approver-policy module hack/tools
+// builds, so the CRD matches the controller.
+func approverPolicyCRDs(repo string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/approver-policy")
+	cmd.Dir = filepath.Join(repo, "hack", "tools")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the approver-policy module for its CRDs (go list -m in hack/tools): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
+}
+
+// startApproverPolicy serves the stand-in for cert-manager's request
+// identity webhook, without which approver-policy has no requester to
+// authorize, and runs approver-policy's real controller.
+func (cp *ControlPlane) startApproverPolicy(ctx context.Context) error {
+	bin := filepath.Join(cp.opts.RepoRoot, "bin", "approver-policy")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("bin/approver-policy is missing; build it with 'make tools': %w", err)
+	}
+	if err := cp.startRequestIdentity(ctx); err != nil {
+		return err
+	}
+	kubeconfig, err := cp.writeKubeconfig("approver-policy", envtest.User{Name: ApproverPolicyUser, Groups: []string{"system:masters"}})
+	if err != nil {
+		return err
+	}
+	addrs := make([]string, 3)
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	_, webhookPort, _ := net.SplitHostPort(addrs[2])
+	if err := cp.start("approver-policy", bin, nil,
+		"--kubeconfig="+kubeconfig,
+		"--leader-election-namespace="+TrustNamespace,
+		"--metrics-bind-address="+addrs[0],
+		"--readiness-probe-bind-address="+addrs[1],
+		"--webhook-host=127.0.0.1", "--webhook-port="+webhookPort,
+		"--webhook-ca-secret-namespace="+TrustNamespace,
+		"-v=2",
+	); err != nil {
+		return err
+	}
+	return waitHTTP(ctx, "http://"+addrs[1]+"/readyz", 60*time.Second)
+}
+
+// requestIdentity stands in for cert-manager's webhook, which is not
+// served to this build (its module is the repository's cmd/webhook): on
+// each CertificateRequest created, it does what that webhook's identity
+// plugin does (internal/webhook/admission/certificaterequest/identity) and
+// nothing else: it records who created it in spec.username, uid, groups
+// and extra.
+type requestIdentity struct{ decoder admission.Decoder }
+
+func (r *requestIdentity) Handle(_ context.Context, req admission.Request) admission.Response {
+	var cr cmapi.CertificateRequest
+	if err := r.decoder.Decode(req, &cr); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	u := req.UserInfo
+	cr.Spec.Username, cr.Spec.UID, cr.Spec.Groups = u.Username, u.UID, u.Groups
+	cr.Spec.Extra = nil
+	for k, v := range u.Extra {
+		if cr.Spec.Extra == nil {
+			cr.Spec.Extra = map[string][]string{}
+		}
+		cr.Spec.Extra[k] = v
+	}
+	mutated, err := json.Marshal(&cr)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, mutated)
+}
+
+func (cp *ControlPlane) startRequestIdentity(ctx context.Context) error {
+	dir := filepath.Join(cp.Dir, "request-identity-tls")
+	if err := writeServingCert(dir, "cert-manager-webhook"); err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
+	if err != nil {
+		return err
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mutate", &admission.Webhook{Handler: &requestIdentity{decoder: admission.NewDecoder(cp.env.Scheme)}})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cp.opts.Logf("stand-in cert-manager webhook: %v", err)
+		}
+	}()
+	cp.stops = append(cp.stops, func() error { return srv.Close() })
+	url := "https://" + l.Addr().(*net.TCPAddr).String() + "/mutate"
+	return cp.Client.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "cert-manager-webhook"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "webhook.cert-manager.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"}, Resources: []string{"certificaterequests"}}}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	})
+}
