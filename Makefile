@@ -193,6 +193,10 @@ e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_
 bench: ## The benchmarks behind docs/performance.md.
 	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6
 
+.PHONY: bench-kms
+bench-kms: build $(E2E_TOOLS) ## Signing with the trust anchor's key in a Secret and in local-kms, side by side.
+	CGO_ENABLED=0 go test -trimpath -tags e2e -run '^$$' -bench BenchmarkSignThroughKMS -benchmem -count 6 ./e2e/
+
 .PHONY: bench-e2e
 bench-e2e: build $(E2E_TOOLS) ## This issuer beside cert-manager's CA issuer on the local control plane (N=300 requests a round).
 	CGO_ENABLED=0 go run -trimpath ./hack/bench-e2e -n $(or $(N),300)

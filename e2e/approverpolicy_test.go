@@ -65,7 +65,7 @@ func TestApproverPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	poll(t, 30*time.Second, "the issuer Ready", func() error {
+	pollOn(t, apcp, 30*time.Second, "the issuer Ready", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
 			return err
 		}
@@ -95,11 +95,11 @@ func TestApproverPolicy(t *testing.T) {
 	}
 
 	t.Run("the identity issuer is approved by approver-policy and issued", func(t *testing.T) {
-		cr := waitRequestCondition(t, c, ns, good.Name, cmapi.CertificateRequestConditionApproved)
+		cr := waitRequestCondition(t, apcp, ns, good.Name, cmapi.CertificateRequestConditionApproved)
 		if cr.Spec.Username != localcp.CertManagerUser {
 			t.Errorf("the request's requester is %q, want cert-manager's %q", cr.Spec.Username, localcp.CertManagerUser)
 		}
-		poll(t, 30*time.Second, "the identity issuer Secret", func() error {
+		pollOn(t, apcp, 30*time.Second, "the identity issuer Secret", func() error {
 			var s corev1.Secret
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: good.Spec.SecretName}, &s); err != nil {
 				return err
@@ -112,7 +112,7 @@ func TestApproverPolicy(t *testing.T) {
 	})
 
 	t.Run("a request outside the policy is Denied and never signed", func(t *testing.T) {
-		cr := waitRequestCondition(t, c, ns, outside.Name, cmapi.CertificateRequestConditionDenied)
+		cr := waitRequestCondition(t, apcp, ns, outside.Name, cmapi.CertificateRequestConditionDenied)
 		t.Logf("approver-policy: %s", requestCondition(cr, cmapi.CertificateRequestConditionDenied).Message)
 		// The issuer sees the denial; give it time to (wrongly) sign.
 		time.Sleep(3 * time.Second)
@@ -160,12 +160,12 @@ func TestApproverPolicy(t *testing.T) {
 
 // waitRequestCondition waits for the Certificate's CertificateRequest to
 // have condition typ True, set by approver-policy.
-func waitRequestCondition(t *testing.T, c client.Client, ns, certificate string, typ cmapi.CertificateRequestConditionType) *cmapi.CertificateRequest {
+func waitRequestCondition(t *testing.T, plane *localcp.ControlPlane, ns, certificate string, typ cmapi.CertificateRequestConditionType) *cmapi.CertificateRequest {
 	t.Helper()
 	var found *cmapi.CertificateRequest
-	poll(t, 30*time.Second, fmt.Sprintf("%s/%s's request %s", ns, certificate, typ), func() error {
+	pollOn(t, plane, 30*time.Second, fmt.Sprintf("%s/%s's request %s", ns, certificate, typ), func() error {
 		var list cmapi.CertificateRequestList
-		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		if err := plane.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return err
 		}
 		for i, cr := range list.Items {
@@ -185,20 +185,4 @@ func waitRequestCondition(t *testing.T, c client.Client, ns, certificate string,
 		return errors.New("no request yet")
 	})
 	return found
-}
-
-// poll is eventually for a control plane other than the suite's.
-func poll(t *testing.T, timeout time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not done within %s: %v", what, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
@@ -29,13 +30,20 @@ import (
 // error after timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, fn func() error) {
 	t.Helper()
+	pollOn(t, cp, timeout, what, fn)
+}
+
+// pollOn is eventually on a given control plane: it fails at once when one
+// of the plane's processes exited.
+func pollOn(t *testing.T, plane *localcp.ControlPlane, timeout time.Duration, what string, fn func() error) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		err := fn()
 		if err == nil {
 			return
 		}
-		if exited := cp.Exited(); exited != nil {
+		if exited := plane.Exited(); exited != nil {
 			t.Fatalf("%s: %v", what, exited)
 		}
 		if time.Now().After(deadline) {

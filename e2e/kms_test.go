@@ -133,6 +133,8 @@ func TestKMSAnchor(t *testing.T) {
 		}
 	})
 
+	t.Run("the certificate in a ConfigMap", func(t *testing.T) { testKMSConfigMapAnchor(t, kc) })
+
 	t.Run("keys that cannot be the anchor's are refused with what to fix", func(t *testing.T) {
 		kmsKey(t, kc, kmstypes.KeySpecEccNistP384, "alias/e2e-p384")
 		kmsKey(t, kc, kmstypes.KeySpecEccNistP256, "alias/e2e-other")
@@ -143,7 +145,7 @@ func TestKMSAnchor(t *testing.T) {
 		for key, want := range map[string]string{
 			"alias/e2e-p384":     "has key spec ECC_NIST_P384; Linkerd's trust anchors are ECDSA P-256 or RSA",
 			"alias/e2e-disabled": "is Disabled; it must be Enabled to sign",
-			"alias/e2e-other":    "the KMS key aws:alias/e2e-other is not the key of the certificate in tls.crt",
+			"alias/e2e-other":    "the KMS key aws:alias/e2e-other is not the key of the anchor's certificate",
 		} {
 			refused := kmsIssuer("e2e-kms-"+strings.TrimPrefix(key, "alias/e2e-"), "e2e-kms-root", key)
 			create(t, refused)
@@ -151,6 +153,54 @@ func TestKMSAnchor(t *testing.T) {
 			t.Logf("%s: %s", key, c.Message)
 		}
 	})
+}
+
+// testKMSConfigMapAnchor: the root's certificate in a ConfigMap, where the
+// Secret would be, made by the CLI; the issuer naming it signs under it, and
+// what cannot work is refused at admission by the CRD's rules.
+func testKMSConfigMapAnchor(t *testing.T, kc *kms.Client) {
+	kmsKey(t, kc, kmstypes.KeySpecEccNistP256, "alias/e2e-cm-root")
+	var out, errOut bytes.Buffer
+	if code := cli.Run(ctx, []string{"trust-anchor", "create", "--kms", "aws:alias/e2e-cm-root", "--configmap", "-n", nsCluster, "--name", "e2e-kms-root-cert",
+		"--kubeconfig", cp.AdminKubeconfig}, &out, &errOut); code != 0 {
+		t.Fatalf("linkerd-ca trust-anchor create --kms --configmap: exit %d\n%s%s", code, &out, &errOut)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: nsCluster, Name: "e2e-kms-root-cert"}}
+	t.Cleanup(func() { _ = cl.Delete(ctx, cm) })
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
+		t.Fatal(err)
+	}
+	root := parsePEMCertificates(t, "root", []byte(cm.Data["ca.crt"]))[0]
+	iss := kmsIssuer("e2e-kms-cm", "", "alias/e2e-cm-root")
+	iss.Spec.TrustAnchorConfigMapName = cm.Name
+	// Linkerd's trust roots here are the other root's: this issuer's gate is
+	// off, the anchor's source is what is proven.
+	iss.Spec.TrustRoots.Check = new(false)
+	create(t, iss)
+	waitIssuer(t, iss, metav1.ConditionTrue, "")
+	crt := guide.IdentityIssuerCertificate(nsKMS, guide.IdentityIssuer)
+	crt.Name, crt.Spec.SecretName = "e2e-kms-cm-issuer", "e2e-kms-cm-issuer"
+	crt.Spec.IssuerRef = cmmeta.IssuerReference{Group: issuerGroup, Kind: v1alpha1.ClusterIssuerKind, Name: iss.Name}
+	create(t, crt)
+	waitCertificateReady(t, nsKMS, crt.Name, 60*time.Second)
+	issued := parsePEMCertificates(t, "tls.crt", mustSecret(t, nsKMS, crt.Spec.SecretName).Data[corev1.TLSCertKey])[0]
+	if err := issued.CheckSignatureFrom(root); err != nil {
+		t.Fatalf("the identity issuer is not signed by the ConfigMap's root: %v", err)
+	}
+
+	for want, mutate := range map[string]func(*v1alpha1.IssuerSpec){
+		"trustAnchorConfigMapName needs spec.kms":                                                      func(s *v1alpha1.IssuerSpec) { s.KMS = nil },
+		"name the trust anchor with exactly one of trustAnchorSecretName and trustAnchorConfigMapName": func(s *v1alpha1.IssuerSpec) { s.TrustAnchorSecretName = "e2e-kms-root" },
+		"spec.rotation needs the trust anchor in a Secret":                                             func(s *v1alpha1.IssuerSpec) { s.Rotation = &v1alpha1.RotationSpec{} },
+	} {
+		bad := kmsIssuer("e2e-kms-cm-bad", "", "alias/e2e-cm-root")
+		bad.Spec.TrustAnchorConfigMapName = cm.Name
+		mutate(&bad.Spec)
+		if err := cl.Create(ctx, bad); err == nil || !strings.Contains(err.Error(), want) {
+			_ = cl.Delete(ctx, bad)
+			t.Errorf("creating an issuer that cannot work: %v; want %q", err, want)
+		}
+	}
 }
 
 func kmsIssuer(name, secret, key string) *v1alpha1.LinkerdCAClusterIssuer {

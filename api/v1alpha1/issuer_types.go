@@ -23,17 +23,31 @@ const (
 // the trust anchor lives and which Linkerd identity issuer it may sign.
 //
 // +kubebuilder:validation:XValidation:rule="duration(self.minDuration) <= duration(self.maxDuration)",message="minDuration must not be longer than maxDuration"
+// +kubebuilder:validation:XValidation:rule="has(self.trustAnchorSecretName) != has(self.trustAnchorConfigMapName)",message="name the trust anchor with exactly one of trustAnchorSecretName and trustAnchorConfigMapName"
+// +kubebuilder:validation:XValidation:rule="!has(self.trustAnchorConfigMapName) || has(self.kms)",message="trustAnchorConfigMapName needs spec.kms: a ConfigMap holds the anchor's certificate only, so its key must be in a KMS; for a key in the cluster use trustAnchorSecretName"
+// +kubebuilder:validation:XValidation:rule="!has(self.trustAnchorConfigMapName) || !has(self.rotation)",message="spec.rotation needs the trust anchor in a Secret (trustAnchorSecretName, which with spec.kms holds the certificate only)"
 type IssuerSpec struct {
 	// TrustAnchorSecretName names a Secret of type kubernetes.io/tls holding
 	// the trust anchor (root CA) in tls.crt and its private key in tls.key
 	// (with spec.kms, the certificate alone).
 	// A LinkerdCAIssuer reads it from its own namespace; a
 	// LinkerdCAClusterIssuer from the controller's cluster resource namespace.
-	// The Secret's namespace must be one the controller watches.
+	// The Secret's namespace must be one the controller watches. Exactly one
+	// of trustAnchorSecretName and trustAnchorConfigMapName is set.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	TrustAnchorSecretName string `json:"trustAnchorSecretName"`
+	// +optional
+	TrustAnchorSecretName string `json:"trustAnchorSecretName,omitempty"`
+	// TrustAnchorConfigMapName, with spec.kms, names a ConfigMap holding the
+	// trust anchor's certificate in ca.crt (or tls.crt), where a
+	// LinkerdCAIssuer or LinkerdCAClusterIssuer would read its Secret: with
+	// the key in a KMS nothing about the anchor is secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	TrustAnchorConfigMapName string `json:"trustAnchorConfigMapName,omitempty"`
 
 	// KMS, when set, keeps the trust anchor's private key in a KMS: the
 	// trust anchor Secret (any type) then holds the certificate alone, in

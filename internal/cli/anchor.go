@@ -35,6 +35,7 @@ type anchorCreate struct {
 	overwrite  bool
 	dryRun     string
 	kms        string
+	configMap  bool
 	output     manifestFormat
 }
 
@@ -67,6 +68,7 @@ you commit it, since it holds the private key.`,
 	f.StringVar(&o.dryRun, "dry-run", "none", `"client" prints the Secret instead of creating it (--dry-run alone means client)`)
 	f.Lookup("dry-run").NoOptDefVal = "client"
 	f.StringVar(&o.kms, "kms", "", "Make the root with this KMS key, aws:<key ID, key ARN or alias/name> (region: AWS_REGION), and store only its certificate: no root key in the cluster")
+	f.BoolVar(&o.configMap, "configmap", false, "With --kms: store the certificate in a ConfigMap (ca.crt) for the issuer's spec.trustAnchorConfigMapName, instead of an Opaque Secret")
 	o.output.bind(f)
 	return cmd
 }
@@ -79,6 +81,10 @@ func (o *anchorCreate) run(cmd *cobra.Command, g *globals) error {
 		return usageErrorf("--dry-run prints the Secret; --out-dir writes files: use one")
 	case cmd.Flags().Changed("output") && o.dryRun != "client":
 		return usageErrorf("--output prints the Secret; add --dry-run")
+	case o.configMap && o.outDir != "":
+		return usageErrorf("--configmap stores the certificate in a ConfigMap; --out-dir writes files: use one")
+	case o.configMap && o.kms == "":
+		return usageErrorf("--configmap stores a certificate without its key, so the key must be in a KMS: add --kms aws:<key>")
 	}
 	if err := o.output.validate(); err != nil {
 		return err

@@ -7,8 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
@@ -58,6 +60,9 @@ func (o *anchorCreate) createWithKMS(cmd *cobra.Command, g *globals) error {
 		fmt.Fprintf(g.stdout, "trust anchor %s (key %s) written to %s/ca.crt\n", o.commonName, ref, o.outDir)
 		return nil
 	}
+	if o.configMap {
+		return o.storeCertificateConfigMap(cmd, g, ref, certPEM)
+	}
 	secret := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: g.kube.explicitNamespace(g.linkerdNamespace), Name: o.name},
@@ -96,4 +101,44 @@ func kmsCheck(iss v1alpha1.GenericIssuer, key fmt.Stringer) []identitycheck.Resu
 		return []identitycheck.Result{{Name: checkKMSKey, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s signs with %s: %s", name, kms, why)}}
 	}
 	return []identitycheck.Result{{Name: checkKMSKey, Status: identitycheck.Pass, Detail: fmt.Sprintf("%s signs with %s, whose public key is the anchor's", name, kms)}}
+}
+
+// storeCertificateConfigMap keeps the KMS root's certificate in a ConfigMap
+// (ca.crt), as the issuer's spec.trustAnchorConfigMapName reads it: with
+// the key in the KMS nothing about the anchor is secret.
+func (o *anchorCreate) storeCertificateConfigMap(cmd *cobra.Command, g *globals, ref *v1alpha1.KMSKey, certPEM []byte) error {
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: g.kube.explicitNamespace(g.linkerdNamespace), Name: o.name},
+		Data:       map[string]string{"ca.crt": string(certPEM)},
+	}
+	hint := fmt.Sprintf("%s: name both on the issuer: spec.trustAnchorConfigMapName: %s and spec.kms.aws.keyID: %s\n", Name, o.name, ref.AWS.KeyID)
+	if o.dryRun == "client" {
+		fmt.Fprint(g.stderr, hint)
+		return o.output.print(g.stdout, cm)
+	}
+	c, err := g.kube.client()
+	if err != nil {
+		return err
+	}
+	what := "ConfigMap " + cm.Namespace + "/" + cm.Name
+	err = c.Create(cmd.Context(), cm)
+	switch {
+	case apierrors.IsAlreadyExists(err) && !o.overwrite:
+		return fmt.Errorf(refuseOverwrite, what)
+	case apierrors.IsAlreadyExists(err):
+		var existing corev1.ConfigMap
+		if err := c.Get(cmd.Context(), client.ObjectKeyFromObject(cm), &existing); err != nil {
+			return fmt.Errorf("reading %s: %w", what, err)
+		}
+		existing.Data = cm.Data
+		if err := c.Update(cmd.Context(), &existing); err != nil {
+			return fmt.Errorf("replacing %s: %w", what, err)
+		}
+	case err != nil:
+		return fmt.Errorf("creating %s: %w", what, err)
+	}
+	fmt.Fprintf(g.stdout, "trust anchor %s (key %s) stored in %s\n", o.commonName, ref, what)
+	fmt.Fprint(g.stderr, hint)
+	return nil
 }

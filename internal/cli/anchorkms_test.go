@@ -8,10 +8,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
@@ -60,6 +63,43 @@ func TestTrustAnchorCreateWithKMS(t *testing.T) {
 	}
 	if _, err := signer.AnchorWithKey(certPEM, key, "aws:alias/root", time.Now()); err != nil {
 		t.Errorf("the root made with the KMS key is no anchor for it: %v", err)
+	}
+}
+
+// TestTrustAnchorCreateWithKMSInAConfigMap: --configmap keeps the KMS
+// root's certificate in a ConfigMap's ca.crt, and says how to name it; it
+// refuses to run without a KMS key, or with --out-dir.
+func TestTrustAnchorCreateWithKMSInAConfigMap(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	g := &globals{stdout: &out, stderr: &errOut, now: time.Now, keys: &keyInKMS{key: key}}
+	if code := execute(context.Background(), g, []string{"trust-anchor", "create", "--kms", "aws:alias/root", "--configmap", "--name", "root-cert", "--dry-run", "-o", "json"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, &errOut)
+	}
+	var cm corev1.ConfigMap
+	if err := json.Unmarshal(out.Bytes(), &cm); err != nil {
+		t.Fatalf("%v:\n%s", err, &out)
+	}
+	if cm.Kind != "ConfigMap" || cm.Name != "root-cert" || len(cm.Data) != 1 {
+		t.Fatalf("want a ConfigMap root-cert with ca.crt alone, got %s %s %v", cm.Kind, cm.Name, cm.Data)
+	}
+	if _, err := signer.AnchorWithKey([]byte(cm.Data["ca.crt"]), key, "aws:alias/root", time.Now()); err != nil {
+		t.Errorf("the ConfigMap's certificate is no anchor for the KMS key: %v", err)
+	}
+	if !strings.Contains(errOut.String(), "spec.trustAnchorConfigMapName: root-cert and spec.kms.aws.keyID: alias/root") {
+		t.Errorf("no hint to name the ConfigMap and the key on the issuer:\n%s", &errOut)
+	}
+	for args, want := range map[string]string{
+		"--configmap --dry-run":                             "--configmap stores a certificate without its key, so the key must be in a KMS",
+		"--configmap --kms aws:alias/root --out-dir=/tmp/x": "--configmap stores the certificate in a ConfigMap; --out-dir writes files: use one",
+	} {
+		code, _, errOut := run(t, append([]string{"trust-anchor", "create"}, strings.Fields(args)...)...)
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d: %s\nwant %q", args, code, errOut, want)
+		}
 	}
 }
 

@@ -22,12 +22,17 @@ func (s *Signer) parseAnchor(ctx context.Context, kms *v1alpha1.KMSKey, secret *
 	if len(secret.Data[corev1.TLSPrivateKeyKey]) > 0 {
 		return nil, &signer.AnchorError{Reason: fmt.Sprintf("it holds tls.key, but spec.kms keeps the trust anchor's key in %s; remove tls.key (and every other copy of the root's key) from the cluster", kms)}
 	}
-	if s.Keys == nil {
-		return nil, fmt.Errorf("spec.kms names %s, but this controller runs without KMS providers", kms)
-	}
 	certPEM := secret.Data[corev1.TLSCertKey]
 	if len(certPEM) == 0 {
 		certPEM = secret.Data["ca.crt"]
+	}
+	return s.openKMSAnchor(ctx, kms, certPEM, now)
+}
+
+// openKMSAnchor opens the KMS key and checks it is the certificate's.
+func (s *Signer) openKMSAnchor(ctx context.Context, kms *v1alpha1.KMSKey, certPEM []byte, now time.Time) (*signer.Anchor, error) {
+	if s.Keys == nil {
+		return nil, fmt.Errorf("spec.kms names %s, but this controller runs without KMS providers", kms)
 	}
 	key, err := s.Keys.Open(ctx, kms)
 	if err != nil {
@@ -44,6 +49,6 @@ func (s *Signer) kmsFailed(iss v1alpha1.GenericIssuer, err error) error {
 	if err == nil || iss.GetSpec().KMS == nil || errors.As(err, &refusal) {
 		return nil
 	}
-	s.parsed.secretChanged(s.signingSecret(iss), version{})
+	s.parsed.secretChanged(s.anchorKey(iss), version{})
 	return fmt.Errorf("signing with the trust anchor's key %s: %w", iss.GetSpec().KMS, err)
 }

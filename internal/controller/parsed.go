@@ -118,6 +118,8 @@ func (c *parsed) secretChanged(ref types.NamespacedName, v version) { c.changed(
 
 func (c *parsed) configMapChanged(ref types.NamespacedName, v version) {
 	c.changed(c.bundlesOf, ref, v)
+	// A ConfigMap may hold a KMS-kept anchor's certificate.
+	c.changed(c.anchorsOf, ref, v)
 }
 
 func (c *parsed) anchorsOf() *lru.Cache { return c.anchors }

@@ -34,18 +34,21 @@ func TestIssuersReferencing(t *testing.T) {
 		i.Name, i.Spec.TrustAnchorSecretName, i.Spec.ControlPlaneNamespace = name, secret, controlPlane
 		return i
 	}
+	kmsKept := cluster("g", "", "mesh")
+	kmsKept.Spec.TrustAnchorConfigMapName = "anchor-cm"
+	kmsKept.Spec.KMS = &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/root"}}
 	unchecked := named("linkerd", "unchecked", "other")
 	unchecked.Spec.TrustRoots.Check = new(false)
 	s, _ := newSigner(t)
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).
 		WithIndex(&v1alpha1.LinkerdCAIssuer{}, anchorSecretField, s.anchorSecretOf).
 		WithIndex(&v1alpha1.LinkerdCAClusterIssuer{}, anchorSecretField, s.anchorSecretOf).
-		WithIndex(&v1alpha1.LinkerdCAIssuer{}, trustRootsField, trustRootsOf).
-		WithIndex(&v1alpha1.LinkerdCAClusterIssuer{}, trustRootsField, trustRootsOf).
+		WithIndex(&v1alpha1.LinkerdCAIssuer{}, trustRootsField, s.configMapsOf).
+		WithIndex(&v1alpha1.LinkerdCAClusterIssuer{}, trustRootsField, s.configMapsOf).
 		WithObjects(
 			named("linkerd", "a", "anchor"), named("linkerd", "b", "anchor"), named("linkerd", "c", "other"), unchecked,
 			named("linkerd-ca-issuer", "d", "anchor"),
-			cluster("e", "anchor", "linkerd"), cluster("f", "other", "mesh"),
+			cluster("e", "anchor", "linkerd"), cluster("f", "other", "mesh"), kmsKept,
 		).Build()
 	keys := func(reqs []reconcile.Request) []string {
 		var out []string
@@ -68,8 +71,11 @@ func TestIssuersReferencing(t *testing.T) {
 		{clusterKind, anchorSecretField, "linkerd/anchor", nil},
 		{namespacedKind, trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"linkerd/a", "linkerd/b", "linkerd/c"}},
 		{clusterKind, trustRootsField, "linkerd/linkerd-identity-trust-roots", []string{"/e"}},
-		{clusterKind, trustRootsField, "mesh/linkerd-identity-trust-roots", []string{"/f"}},
-		{clusterKind, "", "", []string{"/e", "/f"}},
+		{clusterKind, trustRootsField, "mesh/linkerd-identity-trust-roots", []string{"/f", "/g"}},
+		// A KMS-kept anchor's certificate ConfigMap, where its Secret would be.
+		{clusterKind, trustRootsField, "linkerd-ca-issuer/anchor-cm", []string{"/g"}},
+		{clusterKind, anchorSecretField, "linkerd-ca-issuer/", nil},
+		{clusterKind, "", "", []string{"/e", "/f", "/g"}},
 	} {
 		reqs, err := IssuersReferencing(context.Background(), c, tc.kind, tc.field, tc.value)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,6 +78,9 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 	if err := s.checkScope(iss); err != nil {
 		return nil, err
 	}
+	if ref, ok := s.AnchorConfigMap(iss); ok {
+		return s.readConfigMapAnchor(ctx, iss, p, ref, fresh)
+	}
 	ref := s.signingSecret(iss)
 	if err := s.checkWatched("trust anchor Secret", ref); err != nil {
 		return nil, err
@@ -96,8 +100,8 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 	}
 	kms := iss.GetSpec().KMS
-	now, v, policy := s.Clock.Now(), version{m.UID, m.ResourceVersion, kms.String()}, policyKey(p)
-	anchor, proven := s.parsed.anchor(ref, v, policy)
+	now, v := s.Clock.Now(), version{m.UID, m.ResourceVersion, kms.String()}
+	anchor, proven := s.parsed.anchor(ref, v, policyKey(p))
 	if anchor == nil {
 		var secret corev1.Secret
 		if err := s.Secrets.Get(ctx, ref, &secret); err != nil {
@@ -116,14 +120,21 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 		anchor, v = a, version{secret.UID, secret.ResourceVersion, kms.String()}
 		s.parsed.putAnchor(ref, v, anchor)
 	}
+	return s.proveAnchor(iss, p, "trust anchor Secret "+ref.String(), ref, v, anchor, proven, now)
+}
+
+// proveAnchor is what every anchor, wherever it is kept, must pass to sign:
+// valid now, a trial chain under it verified once per revision and policy,
+// and the root the rotation signs under.
+func (s *Signer) proveAnchor(iss v1alpha1.GenericIssuer, p signer.Policy, what string, ref types.NamespacedName, v version, anchor *signer.Anchor, proven bool, now time.Time) (*signer.Anchor, error) {
 	if err := signer.CheckAnchorValidity(anchor.Certificate, now); err != nil {
-		return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if !proven {
 		if err := signer.CheckTrialChain(p, anchor, now); err != nil {
-			return nil, fmt.Errorf("trust anchor Secret %s: %w", ref, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		s.parsed.prove(ref, v, policy)
+		s.parsed.prove(ref, v, policyKey(p))
 	}
 	if err := s.checkSigningRoot(iss, anchor); err != nil {
 		return nil, err

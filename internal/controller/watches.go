@@ -24,8 +24,9 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
 )
 
-// Issuers are indexed by the Secret and the ConfigMap they depend on, as
-// namespace/name, so a change to either finds its issuers in the cache.
+// Issuers are indexed by the Secret and the ConfigMaps they depend on
+// (Linkerd's trust roots, and a KMS-kept anchor's certificate), as
+// namespace/name, so a change to any finds its issuers in the cache.
 const (
 	anchorSecretField = "linkerdca.io/trustAnchorSecret"
 	trustRootsField   = "linkerdca.io/trustRootsConfigMap"
@@ -33,21 +34,25 @@ const (
 
 func (s *Signer) anchorSecretOf(o client.Object) []string {
 	iss, ok := o.(v1alpha1.GenericIssuer)
-	if !ok {
+	if !ok || iss.GetSpec().TrustAnchorSecretName == "" {
 		return nil
 	}
 	return []string{s.AnchorSecret(iss).String()}
 }
 
-func trustRootsOf(o client.Object) []string {
+func (s *Signer) configMapsOf(o client.Object) []string {
 	iss, ok := o.(v1alpha1.GenericIssuer)
 	if !ok {
 		return nil
 	}
+	var refs []string
 	if ref, _, ok := TrustRootsConfigMap(iss); ok {
-		return []string{ref.String()}
+		refs = append(refs, ref.String())
 	}
-	return nil
+	if ref, ok := s.AnchorConfigMap(iss); ok {
+		refs = append(refs, ref.String())
+	}
+	return refs
 }
 
 func (s *Signer) indexIssuers(ctx context.Context, mgr ctrl.Manager, kinds []v1alpha1.GenericIssuer) error {
@@ -55,7 +60,7 @@ func (s *Signer) indexIssuers(ctx context.Context, mgr ctrl.Manager, kinds []v1a
 		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, anchorSecretField, s.anchorSecretOf); err != nil {
 			return fmt.Errorf("indexing %s by trust anchor Secret: %w", obj.IssuerKind(), err)
 		}
-		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, trustRootsField, trustRootsOf); err != nil {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, trustRootsField, s.configMapsOf); err != nil {
 			return fmt.Errorf("indexing %s by trust roots ConfigMap: %w", obj.IssuerKind(), err)
 		}
 	}
@@ -117,6 +122,9 @@ func (w *watches) issuerEvents() handler.EventHandler {
 			if w.signer.AnchorSecret(older) != w.signer.AnchorSecret(newer) {
 				w.signer.parsed.secretChanged(w.signer.AnchorSecret(older), version{})
 			}
+			if w.signer.anchorKey(older) != w.signer.anchorKey(newer) {
+				w.signer.parsed.secretChanged(w.signer.anchorKey(older), version{})
+			}
 			// The rotation moved the root signed under: re-check now, not at
 			// the next backoff, so a held issuer signs as soon as it may.
 			if signingRoot(older) != signingRoot(newer) {
@@ -127,6 +135,7 @@ func (w *watches) issuerEvents() handler.EventHandler {
 			if iss, ok := e.Object.(v1alpha1.GenericIssuer); ok {
 				metrics.Forget(IssuerLabels(iss))
 				w.signer.parsed.secretChanged(w.signer.AnchorSecret(iss), version{})
+				w.signer.parsed.secretChanged(w.signer.anchorKey(iss), version{})
 			}
 		},
 	}

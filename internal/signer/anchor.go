@@ -75,7 +75,7 @@ func AnchorWithKey(certPEM []byte, key crypto.Signer, keyRef string, now time.Ti
 		return nil, err
 	}
 	if ok, err := pki.PublicKeyMatchesCertificate(key.Public(), cert); err != nil || !ok {
-		return nil, badAnchor("the KMS key %s is not the key of the certificate in tls.crt: its public key differs; name the certificate's key in spec.kms, or store the certificate made with this key (linkerd-ca trust-anchor create --kms)", keyRef)
+		return nil, badAnchor("the KMS key %s is not the key of the anchor's certificate: its public key differs; name the certificate's key in spec.kms, or store the certificate made with this key (linkerd-ca trust-anchor create --kms)", keyRef)
 	}
 	return newAnchor(cert, key), nil
 }

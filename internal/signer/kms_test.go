@@ -36,7 +36,7 @@ func TestAnchorWithKeyRefusesAnotherKey(t *testing.T) {
 	certPEM, _ := makeAnchor(t, defaultAnchorSpec(t))
 	_, err := AnchorWithKey(certPEM, kmsKey{p256Key(t)}, "aws:alias/other", testNow)
 	var bad *AnchorError
-	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "aws:alias/other is not the key of the certificate in tls.crt") {
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "aws:alias/other is not the key of the anchor's certificate") {
 		t.Fatalf("AnchorWithKey with another key: %v; want an AnchorError naming the key", err)
 	}
 }

@@ -2,9 +2,7 @@ package localcp
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,8 +14,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -113,41 +109,9 @@ func (r *requestIdentity) Handle(_ context.Context, req admission.Request) admis
 }
 
 func (cp *ControlPlane) startRequestIdentity(ctx context.Context) error {
-	dir := filepath.Join(cp.Dir, "request-identity-tls")
-	if err := writeServingCert(dir, "cert-manager-webhook"); err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
-	if err != nil {
-		return err
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
-	if err != nil {
-		return err
-	}
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/mutate", &admission.Webhook{Handler: &requestIdentity{decoder: admission.NewDecoder(cp.env.Scheme)}})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cp.opts.Logf("stand-in cert-manager webhook: %v", err)
-		}
-	}()
-	cp.stops = append(cp.stops, func() error { return srv.Close() })
-	url := "https://" + l.Addr().(*net.TCPAddr).String() + "/mutate"
-	return cp.Client.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "cert-manager-webhook"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "webhook.cert-manager.io",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"}, Resources: []string{"certificaterequests"}}}},
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			AdmissionReviewVersions: []string{"v1"},
-		}},
-	})
+	return cp.serveMutatingWebhook(ctx, "cert-manager-webhook", &requestIdentity{decoder: admission.NewDecoder(cp.env.Scheme)},
+		admissionregistrationv1.MutatingWebhook{
+			Name:  "webhook.cert-manager.io",
+			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"}, Resources: []string{"certificaterequests"}}}},
+		})
 }

@@ -103,11 +103,24 @@ func (i *injector) Handle(ctx context.Context, req admission.Request) admission.
 	return admission.PatchResponseFromRaw(req.Object.Raw, mutated)
 }
 
-// startInjector serves the stand-in injector on loopback with TLS and
-// registers it as the MutatingWebhookConfiguration linkerd-proxy-injector.
+// startInjector serves the stand-in injector and registers it as Linkerd
+// does, for pods of namespaces labelled linkerd.io/inject=enabled.
 func (cp *ControlPlane) startInjector(ctx context.Context, controlPlane string) error {
-	dir := filepath.Join(cp.Dir, "injector-tls")
-	if err := writeServingCert(dir, "linkerd-proxy-injector"); err != nil {
+	return cp.serveMutatingWebhook(ctx, "linkerd-proxy-injector-webhook-config",
+		&injector{client: cp.Client, controlPlane: controlPlane, decoder: admission.NewDecoder(cp.env.Scheme)},
+		admissionregistrationv1.MutatingWebhook{
+			Name:              "linkerd-proxy-injector.linkerd.io",
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{InjectLabel: "enabled"}},
+			Rules:             []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+		})
+}
+
+// serveMutatingWebhook serves a stand-in's handler on loopback with TLS, as
+// the API server calls webhooks, and registers it as the
+// MutatingWebhookConfiguration name with webhook's name, selector and rules.
+func (cp *ControlPlane) serveMutatingWebhook(ctx context.Context, name string, handler admission.Handler, webhook admissionregistrationv1.MutatingWebhook) error {
+	dir := filepath.Join(cp.Dir, name+"-tls")
+	if err := writeServingCert(dir, name); err != nil {
 		return err
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
@@ -123,25 +136,21 @@ func (cp *ControlPlane) startInjector(ctx context.Context, controlPlane string) 
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/inject", &admission.Webhook{Handler: &injector{client: cp.Client, controlPlane: controlPlane, decoder: admission.NewDecoder(cp.env.Scheme)}})
+	mux.Handle("/mutate", &admission.Webhook{Handler: handler})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cp.opts.Logf("stand-in proxy injector: %v", err)
+			cp.opts.Logf("%s: %v", name, err)
 		}
 	}()
 	cp.stops = append(cp.stops, func() error { return srv.Close() })
-	url := "https://" + l.Addr().(*net.TCPAddr).String() + "/inject"
+	url := "https://" + l.Addr().(*net.TCPAddr).String() + "/mutate"
+	webhook.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM}
+	webhook.FailurePolicy = ptr.To(admissionregistrationv1.Fail)
+	webhook.SideEffects = ptr.To(admissionregistrationv1.SideEffectClassNone)
+	webhook.AdmissionReviewVersions = []string{"v1"}
 	return cp.Client.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-proxy-injector-webhook-config"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "linkerd-proxy-injector.linkerd.io",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{InjectLabel: "enabled"}},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			AdmissionReviewVersions: []string{"v1"},
-		}},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks:   []admissionregistrationv1.MutatingWebhook{webhook},
 	})
 }
