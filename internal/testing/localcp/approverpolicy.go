@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -34,13 +32,7 @@ const (
 // approverPolicyCRDs is deploy/crds of the approver-policy module hack/tools
 // builds, so the CRD matches the controller.
 func approverPolicyCRDs(repo string) (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/approver-policy")
-	cmd.Dir = filepath.Join(repo, "hack", "tools")
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("locating the approver-policy module for its CRDs (go list -m in hack/tools): %w", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
+	return toolCRDs(repo, "github.com/cert-manager/approver-policy")
 }
 
 // startApproverPolicy serves the stand-in for cert-manager's request

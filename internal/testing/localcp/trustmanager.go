@@ -27,11 +27,16 @@ const TrustNamespace = "cert-manager"
 // trustManagerCRDs is deploy/crds of the trust-manager module hack/tools
 // builds, so the Bundle CRD always matches the controller.
 func trustManagerCRDs(repo string) (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/trust-manager")
+	return toolCRDs(repo, "github.com/cert-manager/trust-manager")
+}
+
+// toolCRDs is deploy/crds of a module hack/tools builds a controller from.
+func toolCRDs(repo, module string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
 	cmd.Dir = filepath.Join(repo, "hack", "tools")
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("locating the trust-manager module for its CRDs (go list -m in hack/tools): %w", err)
+		return "", fmt.Errorf("locating the %s module for its CRDs (go list -m in hack/tools): %w", module, err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
 }
