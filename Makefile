@@ -36,6 +36,12 @@ IMAGE_PLATFORMS := linux/amd64 linux/arm64
 CLI_PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 RELEASE_DIR     := $(BIN)/release
 
+# Every build, the product's and the tools', without cgo and with
+# -trimpath: the image's linux/amd64 build needs both, and the product and
+# the tools (on the same module versions: hack/tools and go.mod agree) then
+# share every compiled package. vet and the e2e test binary use them too.
+GO_BUILD       := CGO_ENABLED=0 go build -trimpath
+
 CONTROLLER_GEN := $(BIN)/controller-gen
 ETCD           := $(BIN)/etcd
 KUBE_APISERVER := $(BIN)/kube-apiserver
@@ -58,6 +64,11 @@ GOLANGCI_LINT  := $(BIN)/golangci-lint
 DEMO_TOOLS     := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM)
 CLUSTER_TOOLS  := $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(KUBECTL) $(LOCAL_KMS) $(APPROVER_POLICY)
 E2E_TOOLS      := $(DEMO_TOOLS) $(CLUSTER_TOOLS)
+DEMO_PACKAGES  := ./etcd ./cert-manager-controller k8s.io/kubernetes/cmd/kube-apiserver \
+	github.com/cert-manager/trust-manager/cmd/trust-manager helm.sh/helm/v3/cmd/helm
+CLUSTER_PACKAGES := k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+	k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok github.com/nsmithuk/local-kms \
+	github.com/cert-manager/approver-policy/cmd
 
 .PHONY: all
 all: build
@@ -67,7 +78,7 @@ all: build
 .PHONY: build
 build: ## Build the controller and the linkerd-ca CLI into bin/.
 	@# Without cgo, as the image's linux/amd64 build: the two share compiles.
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/linkerd-ca-issuer ./cmd/linkerd-ca
+	$(GO_BUILD) -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/linkerd-ca-issuer ./cmd/linkerd-ca
 
 .PHONY: version
 version: ## Print the version stamped into binaries, image and chart.
@@ -81,7 +92,7 @@ image: ## The controller image (linux/amd64, linux/arm64) as an OCI layout and d
 		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" \
 			-o $(BIN)/image/build/$${p/\//-}/linkerd-ca-issuer ./cmd/linkerd-ca-issuer || exit 1; \
 	done
-	cd hack/release && go run . image --out $(BIN)/image --repository $(IMAGE_REPO) \
+	cd hack/release && CGO_ENABLED=0 go run -trimpath . image --out $(BIN)/image --repository $(IMAGE_REPO) \
 		--version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH) \
 		$(foreach p,$(IMAGE_PLATFORMS),--binary $(p)=$(BIN)/image/build/$(subst /,-,$(p))/linkerd-ca-issuer)
 
@@ -109,7 +120,7 @@ release: image $(HELM) ## Every release artifact into bin/release with SHA256SUM
 
 .PHONY: release-push
 release-push: ## Push bin/release's image and chart to IMAGE_REPO and CHART_REPO (the release workflow, after registry logins).
-	cd hack/release && go run . push --layout $(BIN)/image/oci --image $(IMAGE_REPO):$(VERSION)
+	cd hack/release && CGO_ENABLED=0 go run -trimpath . push --layout $(BIN)/image/oci --image $(IMAGE_REPO):$(VERSION)
 	$(HELM) push $(RELEASE_DIR)/linkerd-ca-issuer-$(CHART_VERSION).tgz $(CHART_REPO)
 
 ##@ Generated files
@@ -126,10 +137,12 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from the marke
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml, e2e files included.
-	$(GOLANGCI_LINT) run ./...
+	@# It type-checks against export data from `go list -export`: with
+	@# build's settings, that is what build compiled already.
+	CGO_ENABLED=0 GOFLAGS=-trimpath $(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: generate lint ## Fail on stale generated files, unformatted code, vet or lint findings, or a cert-manager version skew.
+verify: generate lint ## Fail on stale generated files, unformatted code, vet or lint findings, or a module built at two versions (product and tools).
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 		echo "generated files are stale; run 'make generate' and commit:"; \
 		git status --porcelain -- $(GENERATED); exit 1; fi
@@ -139,12 +152,16 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 	@# packages then compile in one configuration for build, vet and e2e.
 	CGO_ENABLED=0 go vet -trimpath ./...
 	CGO_ENABLED=0 go vet -trimpath -tags e2e ./e2e/...
-	cd $(TOOLS) && go vet ./...
-	cd hack/release && go vet ./...
-	@product="$$(go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
-		tools="$$(cd $(TOOLS) && go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"; \
-		if [ "$$product" != "$$tools" ]; then \
-		echo "cert-manager is $$product in go.mod but $$tools in $(TOOLS)/go.mod; the e2e controllers must match"; exit 1; fi
+	cd $(TOOLS) && CGO_ENABLED=0 go vet -trimpath ./...
+	cd hack/release && CGO_ENABLED=0 go vet -trimpath ./...
+	@# One version of each module the product and the tools both build: the
+	@# e2e controllers (cert-manager's above all) must be the product's, and
+	@# the builds share compiled packages only where the versions agree.
+	@skew="$$(join <(go list -deps -f '{{with .Module}}{{.Path}} {{.Version}}{{end}}' ./... | sort -u) \
+		<(cd $(TOOLS) && go list -deps -f '{{with .Module}}{{.Path}} {{with .Replace}}{{.Version}}{{else}}{{.Version}}{{end}}{{end}}' \
+		$(DEMO_PACKAGES) $(CLUSTER_PACKAGES) | sort -u) | awk '$$2 != $$3')"; \
+		if [ -n "$$skew" ]; then echo "modules built at one version in go.mod and another in $(TOOLS)/go.mod (module, product, tools):"; \
+		echo "$$skew"; exit 1; fi
 
 ##@ Test
 
@@ -160,7 +177,7 @@ test: verify ## Every test: generated files, unit tests, fuzz smoke, the built i
 .PHONY: unit
 unit: ## Unit tests (policy, signing, anchor checks, controller with a fake client; the e2e cert-manager's defaults).
 	go test -race -count=1 ./...
-	cd $(TOOLS) && go test -count=1 ./cert-manager-controller/
+	cd $(TOOLS) && CGO_ENABLED=0 go test -trimpath -count=1 ./cert-manager-controller/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 5s), several at once.
@@ -181,7 +198,7 @@ endef
 
 .PHONY: test-image
 test-image: image ## Read the built image back: both platforms, user, entrypoint, no shell, annotations; run its binary's --version.
-	cd hack/release && IMAGE_DIR=$(BIN)/image IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) go test -count=1 ./...
+	cd hack/release && IMAGE_DIR=$(BIN)/image IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) CGO_ENABLED=0 go test -trimpath -count=1 ./...
 
 .PHONY: e2e
 e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_CLUSTER=true: on KUBECONFIG's cluster).
@@ -218,7 +235,7 @@ demo: build $(DEMO_TOOLS) ## Replay Linkerd's current guide on a local control p
 tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(E2E_TOOLS) ## Build every tool into bin/.
 
 $(CONTROLLER_GEN): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+	cd $(TOOLS) && $(GO_BUILD) -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 # Stamped with the release they are built from, as Kubernetes' own build
 # does: `helm install` checks the chart's kubeVersion against /version.
 K8S_VERSION = $(shell cd $(TOOLS) && go list -m -f '{{.Version}}' k8s.io/kubernetes)
@@ -227,20 +244,17 @@ K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))) \
 	-X k8s.io/component-base/version.gitTreeState=clean
 $(DEMO_TOOLS) &: $(TOOLS_MOD) $(TOOLS)/etcd/main.go $(TOOLS)/cert-manager-controller/main.go
-	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ ./etcd ./cert-manager-controller \
-		k8s.io/kubernetes/cmd/kube-apiserver github.com/cert-manager/trust-manager/cmd/trust-manager helm.sh/helm/v3/cmd/helm
+	cd $(TOOLS) && $(GO_BUILD) -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ $(DEMO_PACKAGES)
 	@touch $(DEMO_TOOLS)
 $(CLUSTER_TOOLS) &: $(TOOLS_MOD)
-	cd $(TOOLS) && go build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok \
-		github.com/nsmithuk/local-kms github.com/cert-manager/approver-policy/cmd
+	cd $(TOOLS) && $(GO_BUILD) -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ $(CLUSTER_PACKAGES)
 	@# approver-policy's main package is named cmd.
 	mv $(BIN)/cmd $(APPROVER_POLICY)
 	@touch $(CLUSTER_TOOLS)
 $(KIND): $(TOOLS_MOD)
-	cd $(TOOLS) && go build -o $@ sigs.k8s.io/kind
+	cd $(TOOLS) && $(GO_BUILD) -o $@ sigs.k8s.io/kind
 $(GOLANGCI_LINT): $(LINT_MOD)
-	cd hack/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	cd hack/lint && $(GO_BUILD) -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: help
 help: ## Show this help.
