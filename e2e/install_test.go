@@ -36,7 +36,8 @@ func TestIssuerSchema(t *testing.T) {
 			s.MinDuration, s.MaxDuration = &metav1.Duration{Duration: 48 * time.Hour}, &metav1.Duration{Duration: 24 * time.Hour}
 		}, "minDuration must not be longer than maxDuration"},
 		{"zero min", func(s *v1alpha1.IssuerSpec) { s.MinDuration = &metav1.Duration{} }, "must be a positive duration"},
-		{"no anchor", func(s *v1alpha1.IssuerSpec) { s.TrustAnchorSecretName = "" }, "spec.trustAnchorSecretName"},
+		{"no anchor", func(s *v1alpha1.IssuerSpec) { s.TrustAnchorSecretName = "" }, "name the trust anchor with exactly one of trustAnchorSecretName and trustAnchorConfigMapName"},
+		{"a bad anchor name", func(s *v1alpha1.IssuerSpec) { s.TrustAnchorSecretName = "Anchor_1" }, "spec.trustAnchorSecretName"},
 		{"bad trust domain", func(s *v1alpha1.IssuerSpec) { s.TrustDomain = "Cluster_Local" }, "spec.trustDomain"},
 		{"bad namespace", func(s *v1alpha1.IssuerSpec) { s.ControlPlaneNamespace = "a.b" }, "spec.controlPlaneNamespace"},
 	} {
