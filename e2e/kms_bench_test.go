@@ -75,7 +75,8 @@ func BenchmarkSignThroughKMS(b *testing.B) {
 }
 
 // identityIssuerRequest is what cert-manager asks for the guide's
-// Certificate: an ECDSA P-256 CA for cn, Linkerd's usages, 48h.
+// Certificate in namespace linkerd: an ECDSA P-256 CA for cn, Linkerd's
+// usages, 48h.
 func identityIssuerRequest(b *testing.B, cn string) signer.Request {
 	b.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -87,6 +88,7 @@ func identityIssuerRequest(b *testing.B, cn string) signer.Request {
 		b.Fatal(err)
 	}
 	return signer.Request{
+		Namespace:   "linkerd",
 		CSR:         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
 		Duration:    48 * time.Hour,
 		IsCA:        true,
