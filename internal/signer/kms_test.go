@@ -67,18 +67,7 @@ func TestSignWithAKMSKey(t *testing.T) {
 					t.Errorf("not signed by the anchor: %v", err)
 				}
 			}
-			if first.Certificate.SerialNumber.BitLen() < 64 {
-				t.Errorf("serial %x has under 64 bits", first.Certificate.SerialNumber)
-			}
-			other := req
-			other.ID = "another-request-uid"
-			second, err := Sign(defaultPolicy, anchor, other, testNow)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if second.Certificate.SerialNumber.Cmp(first.Certificate.SerialNumber) == 0 {
-				t.Error("two requests got one serial")
-			}
+			assertSerialPerRequest(t, anchor, req, first)
 		})
 	}
 }

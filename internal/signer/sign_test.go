@@ -333,18 +333,7 @@ func TestSignIsIdempotent(t *testing.T) {
 			if !bytes.Equal(first.CertificatePEM, again.CertificatePEM) {
 				t.Fatal("the same request signed twice gave two certificates")
 			}
-			if first.Certificate.SerialNumber.BitLen() < 64 {
-				t.Errorf("serial %x has under 64 bits", first.Certificate.SerialNumber)
-			}
-			other := req
-			other.ID = "another-request-uid"
-			second, err := Sign(defaultPolicy, anchor, other, testNow)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if second.Certificate.SerialNumber.Cmp(first.Certificate.SerialNumber) == 0 {
-				t.Error("two requests share a serial")
-			}
+			assertSerialPerRequest(t, anchor, req, first)
 			anon := req
 			anon.ID = ""
 			a1, err := Sign(defaultPolicy, anchor, anon, testNow)
@@ -368,5 +357,23 @@ func TestSignIsIdempotent(t *testing.T) {
 				t.Error("the serial does not depend on the anchor's key")
 			}
 		})
+	}
+}
+
+// assertSerialPerRequest: the request's serial has 64 bits or more, and
+// another request to the same anchor gets another serial.
+func assertSerialPerRequest(t *testing.T, anchor *Anchor, req Request, first *Issued) {
+	t.Helper()
+	if first.Certificate.SerialNumber.BitLen() < 64 {
+		t.Errorf("serial %x has under 64 bits", first.Certificate.SerialNumber)
+	}
+	other := req
+	other.ID = "another-request-uid"
+	second, err := Sign(defaultPolicy, anchor, other, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Certificate.SerialNumber.Cmp(first.Certificate.SerialNumber) == 0 {
+		t.Error("two requests share a serial")
 	}
 }
