@@ -71,6 +71,17 @@ type RotationStatus struct {
 	// (bare pods, Jobs): delete or re-create them.
 	// +optional
 	Unrestartable []string `json:"unrestartable,omitempty"`
+	// Blocked names what only an operator can unblock, each with the step
+	// that does: a pod stuck terminating, a proxy that trusts nothing, a
+	// workload a restart cannot replace (paused, OnDelete, a partition, an
+	// owner this controller does not restart), a stalled restart.
+	// +optional
+	Blocked []string `json:"blocked,omitempty"`
+	// TrustRootsMissing are the roots Linkerd's trust roots lack though the
+	// mesh needs them (drift: a Bundle with another source, a hand edit, a
+	// second writer). Nothing switches or restarts while any is listed.
+	// +optional
+	TrustRootsMissing []string `json:"trustRootsMissing,omitempty"`
 	// Restarting is how many workloads the controller restarted for
 	// NextRoot still have pods behind (each is restarted at most once).
 	// +optional

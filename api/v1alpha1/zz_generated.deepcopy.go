@@ -292,6 +292,16 @@ func (in *RotationStatus) DeepCopyInto(out *RotationStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.Blocked != nil {
+		in, out := &in.Blocked, &out.Blocked
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.TrustRootsMissing != nil {
+		in, out := &in.TrustRootsMissing, &out.TrustRootsMissing
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Deadline != nil {
 		in, out := &in.Deadline, &out.Deadline
 		*out = (*in).DeepCopy()

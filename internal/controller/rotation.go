@@ -13,10 +13,12 @@ import (
 // the new root has propagated to every pod.
 const ReasonRotationHeld = "RotationHeld"
 
-// rotating says whether the rotation controller decides which root this
-// issuer signs under.
+// rotating says whether the rotation decides which root this issuer signs
+// under. It does whenever the issuer asks for it, the rotation controller
+// on or not: turned off mid-rotation, the signer keeps to the root the
+// rotation recorded as signing, never the unpropagated one the spec names.
 func (s *Signer) rotating(iss v1alpha1.GenericIssuer) bool {
-	return s.Rotation && iss.GetSpec().Rotation != nil
+	return iss.GetSpec().Rotation != nil
 }
 
 // signingSecret is the Secret whose key signs: the one the spec names,
@@ -36,11 +38,30 @@ func (s *Signer) signingSecret(iss v1alpha1.GenericIssuer) types.NamespacedName 
 // anchor the rotation will adopt.
 func (s *Signer) checkSigningRoot(iss v1alpha1.GenericIssuer, anchor *signer.Anchor) error {
 	st := iss.GetStatus().Rotation
-	if !s.rotating(iss) || st == nil || st.SigningRoot == "" || st.SigningRoot == signer.Fingerprint(anchor.Certificate) {
+	if !s.rotating(iss) {
 		return nil
 	}
-	return fmt.Errorf("%s: the trust anchor Secret %s now holds root %s, which not every meshed pod holds yet, and the key of root %s is gone: nothing is signed until the new root has propagated (status.rotation: %s)",
-		ReasonRotationHeld, s.signingSecret(iss), signer.Fingerprint(anchor.Certificate), st.SigningRoot, st.Message)
+	if st == nil || st.SigningRoot == "" {
+		if !s.Rotation {
+			// No rotation ever decided, and none runs: the anchor is all
+			// there is, as without spec.rotation.
+			return nil
+		}
+		// A new issuer, or one created again over a rotation in progress:
+		// the rotation controller first reads from the cluster which root
+		// the mesh runs on.
+		return fmt.Errorf("%s: waiting for the rotation controller to decide, from the identity issuer in place and the pods, which root this issuer signs under (condition %s says why, if it does not)",
+			ReasonRotationHeld, v1alpha1.ConditionRotation)
+	}
+	if st.SigningRoot == signer.Fingerprint(anchor.Certificate) {
+		return nil
+	}
+	off := ""
+	if !s.Rotation {
+		off = "; the rotation controller is off (--rotation=false, Helm rotation.enabled=false): turn it back on to finish the rotation"
+	}
+	return fmt.Errorf("%s: the trust anchor Secret %s now holds root %s, which not every meshed pod holds yet, and the key of root %s is gone: nothing is signed until the new root has propagated (status.rotation: %s)%s",
+		ReasonRotationHeld, s.signingSecret(iss), signer.Fingerprint(anchor.Certificate), st.SigningRoot, st.Message, off)
 }
 
 // signingRoot is what the rotation last decided: the root and its Secret.

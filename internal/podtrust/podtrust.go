@@ -28,26 +28,35 @@ const (
 	// a rotation restarted it for: patching it again with the same value
 	// changes nothing, so a workload is restarted at most once per root.
 	RestartedForAnnotation = "linkerdca.io/restarted-for"
+	// RestartedAtAnnotation is when: a rollout that has not replaced the
+	// pods behind some time later is stalled.
+	RestartedAtAnnotation = "linkerdca.io/restarted-at"
 	// podTemplateHashLabel names a Deployment's ReplicaSet: <deployment>-<hash>.
 	podTemplateHashLabel = "pod-template-hash"
 )
 
 // Workload is what a restart can replace a pod through. Kind is empty for a
-// pod nothing re-creates on a restart (a bare pod, a Job's).
+// pod nothing re-creates on a restart (a bare pod, a Job's). Owner is the
+// kind of a controller this project cannot restart (an Argo Rollout, a
+// ReplicaSet of no Deployment): it names the manual step.
 type Workload struct {
 	Kind      string `json:"kind,omitempty"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	Owner     string `json:"owner,omitempty"`
 }
 
 // Restartable says whether a rollout restart replaces the workload's pods.
 func (w Workload) Restartable() bool { return w.Kind != "" }
 
 func (w Workload) String() string {
-	if w.Kind == "" {
-		return w.Namespace + "/" + w.Name
+	switch {
+	case w.Kind != "":
+		return w.Kind + " " + w.Namespace + "/" + w.Name
+	case w.Owner != "":
+		return w.Owner + " " + w.Namespace + "/" + w.Name
 	}
-	return w.Kind + " " + w.Namespace + "/" + w.Name
+	return w.Namespace + "/" + w.Name
 }
 
 // Pod is what a rotation needs of a meshed pod.
@@ -67,11 +76,24 @@ type Pod struct {
 	Created time.Time
 	// Started is when linkerd-proxy (else the pod) started; nil before.
 	Started *time.Time
-	// Terminating pods still run their proxies.
-	Terminating  bool
+	// ComponentStarted is when a control-plane pod's own container (named
+	// after its component: identity, destination) started; nil before.
+	ComponentStarted *time.Time
+	// Terminating pods still run their proxies, until they are gone.
+	Terminating bool
+	// DeleteBy is when a terminating pod's grace period ends: still there
+	// after it, its node is likely lost and only a force delete removes it.
+	DeleteBy *time.Time
+	// Finished is the phase of a pod whose containers all stopped for good
+	// (Succeeded: a finished Job; Failed: evicted): it runs no proxy, so it
+	// can break nothing and blocks nothing.
+	Finished     corev1.PodPhase
 	Workload     Workload
 	RestartedFor string
 }
+
+// Live says whether the pod's proxy runs, or may run: a rotation counts it.
+func (p Pod) Live() bool { return p.Finished == "" }
 
 // Key is namespace/name.
 func (p Pod) Key() string { return p.Namespace + "/" + p.Name }
@@ -103,7 +125,17 @@ func Of(pod *corev1.Pod) (p Pod, ok bool) {
 	if p.Inline == nil && !p.FromConfigMap && p.Invalid == "" {
 		p.Invalid = "linkerd-proxy has no " + TrustAnchorsEnv
 	}
+	if pod.DeletionTimestamp != nil {
+		t := pod.DeletionTimestamp.Time
+		p.DeleteBy = &t
+	}
+	if ph := pod.Status.Phase; ph == corev1.PodSucceeded || ph == corev1.PodFailed {
+		p.Finished = ph
+	}
 	p.Started = startedAt(pod)
+	if p.Component != "" {
+		p.ComponentStarted = containerStarted(pod, p.Component)
+	}
 	return p, true
 }
 
@@ -135,17 +167,25 @@ func proxyContainer(pod *corev1.Pod) (corev1.Container, bool) {
 }
 
 func startedAt(pod *corev1.Pod) *time.Time {
-	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name == ProxyContainer && cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
-				t := cs.State.Running.StartedAt.Time
-				return &t
-			}
-		}
+	if t := containerStarted(pod, ProxyContainer); t != nil {
+		return t
 	}
 	if pod.Status.StartTime != nil {
 		t := pod.Status.StartTime.Time
 		return &t
+	}
+	return nil
+}
+
+// containerStarted is when the named container last started running.
+func containerStarted(pod *corev1.Pod, name string) *time.Time {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name == name && cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
+				t := cs.State.Running.StartedAt.Time
+				return &t
+			}
+		}
 	}
 	return nil
 }
@@ -164,8 +204,11 @@ func workloadOf(pod *corev1.Pod) Workload {
 		if h := pod.Labels[podTemplateHashLabel]; h != "" && len(owner.Name) > len(h)+1 && owner.Name[len(owner.Name)-len(h)-1:] == "-"+h {
 			return Workload{Kind: "Deployment", Namespace: pod.Namespace, Name: owner.Name[:len(owner.Name)-len(h)-1]}
 		}
+		return Workload{Namespace: pod.Namespace, Name: owner.Name, Owner: owner.Kind}
 	case "StatefulSet", "DaemonSet":
 		return Workload{Kind: owner.Kind, Namespace: pod.Namespace, Name: owner.Name}
+	case "Job":
+		return Workload{Namespace: pod.Namespace, Name: pod.Name}
 	}
-	return Workload{Namespace: pod.Namespace, Name: pod.Name}
+	return Workload{Namespace: pod.Namespace, Name: owner.Name, Owner: owner.Kind}
 }

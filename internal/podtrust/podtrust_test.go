@@ -75,7 +75,10 @@ func TestWorkloadOf(t *testing.T) {
 		{nil, Workload{Namespace: "app", Name: pod.Name}},
 		{&metav1.OwnerReference{Kind: "StatefulSet", Name: "db", Controller: ptr.To(true)}, Workload{Kind: "StatefulSet", Namespace: "app", Name: "db"}},
 		{&metav1.OwnerReference{Kind: "Job", Name: "once", Controller: ptr.To(true)}, Workload{Namespace: "app", Name: pod.Name}},
-		{&metav1.OwnerReference{Kind: "ReplicaSet", Name: "bare-rs", Controller: ptr.To(true)}, Workload{Namespace: "app", Name: pod.Name}},
+		// An orphan ReplicaSet (no Deployment's hash) and an unknown
+		// controller are owners a restart cannot reach: named, not bare.
+		{&metav1.OwnerReference{Kind: "ReplicaSet", Name: "bare-rs", Controller: ptr.To(true)}, Workload{Namespace: "app", Name: "bare-rs", Owner: "ReplicaSet"}},
+		{&metav1.OwnerReference{Kind: "Rollout", Name: "canary", Controller: ptr.To(true)}, Workload{Namespace: "app", Name: "canary", Owner: "Rollout"}},
 	} {
 		pod.OwnerReferences = nil
 		if tc.owner != nil {

@@ -22,7 +22,7 @@ func Strip(in any) (any, error) {
 			Labels:      keep(pod.Labels, ControlPlaneNSLabel, ComponentLabel, podTemplateHashLabel),
 			Annotations: keep(pod.Annotations, RestartedForAnnotation),
 		},
-		Status: corev1.PodStatus{StartTime: pod.Status.StartTime},
+		Status: corev1.PodStatus{StartTime: pod.Status.StartTime, Phase: pod.Status.Phase},
 	}
 	if owner := metav1.GetControllerOf(pod); owner != nil {
 		out.OwnerReferences = []metav1.OwnerReference{*owner}
@@ -36,10 +36,11 @@ func Strip(in any) (any, error) {
 		}
 		out.Spec.Containers = []corev1.Container{proxy}
 	}
+	component := pod.Labels[ComponentLabel]
 	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
 		for _, cs := range list {
-			if cs.Name == ProxyContainer {
-				out.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: cs.Name, State: cs.State}}
+			if cs.Name == ProxyContainer || (component != "" && cs.Name == component) {
+				out.Status.ContainerStatuses = append(out.Status.ContainerStatuses, corev1.ContainerStatus{Name: cs.Name, State: cs.State})
 			}
 		}
 	}

@@ -18,6 +18,9 @@ func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
 			d.RequeueAfter = 2 * time.Second
 			d.Reissue = o.Identity.Root != st.SigningRoot
 			st.Message = "waiting for Linkerd's identity service to load the identity issuer re-issued under the new root (event IssuerUpdated, or its restart)"
+			if o.Identity.Root == st.SigningRoot && o.Identity.Skipped != "" {
+				st.Message = fmt.Sprintf("Linkerd's identity service skipped the identity issuer re-issued under the new root (IssuerUpdateSkipped: %s): it does not trust that root, so restart it (kubectl rollout restart -n <control plane> deploy/linkerd-identity) once its pods hold the root", o.Identity.Skipped)
+			}
 			return
 		}
 		for i := range st.RetiringRoots {
@@ -44,13 +47,15 @@ func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
 }
 
 // confirmed: the identity issuer Secret chains to the new root, and
-// Linkerd's identity service loaded it (IssuerUpdated since it was issued,
-// or every identity pod started since).
+// Linkerd's identity service loaded it after it was written: an
+// IssuerUpdated event, or every identity container started, since the
+// write. The certificate's NotBefore is backdated, so it cannot tell.
 func confirmed(o Observed, st *v1alpha1.RotationStatus) bool {
-	if o.Identity.Root != st.SigningRoot {
+	if o.Identity.Root != st.SigningRoot || o.Identity.Written.IsZero() {
 		return false
 	}
-	if !o.Identity.Updated.IsZero() && !o.Identity.Updated.Before(o.Identity.NotBefore) {
+	written := o.Identity.Written
+	if !o.Identity.Updated.IsZero() && !o.Identity.Updated.Before(written) {
 		return true
 	}
 	identity := 0
@@ -59,7 +64,7 @@ func confirmed(o Observed, st *v1alpha1.RotationStatus) bool {
 			continue
 		}
 		identity++
-		if p.Started == nil || p.Started.Before(o.Identity.NotBefore) {
+		if p.ComponentStarted == nil || p.ComponentStarted.Before(written) {
 			return false
 		}
 	}

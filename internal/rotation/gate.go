@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -40,27 +41,46 @@ func Behind(pods []podtrust.Pod, root string, gained *metav1.Time, bundle []stri
 	return out
 }
 
-func list(st *v1alpha1.RotationStatus, behind []podtrust.Pod) {
+func list(now time.Time, st *v1alpha1.RotationStatus, behind []podtrust.Pod) {
 	st.PodsBehind = int32(len(behind))
 	for _, p := range behind {
 		if len(st.Behind) < MaxListed {
 			st.Behind = append(st.Behind, p.Key())
 		}
-		if !p.Workload.Restartable() && len(st.Unrestartable) < MaxListed {
+		switch {
+		case p.Invalid != "":
+			block(st, fmt.Sprintf("pod %s: its proxy trusts no root (%s); fix its injection, then re-create it", p.Key(), p.Invalid))
+		case p.DeleteBy != nil && now.After(*p.DeleteBy):
+			block(st, fmt.Sprintf("pod %s: terminating since %s, past its grace period, so its node is likely lost; once it is, kubectl delete pod --force -n %s %s",
+				p.Key(), p.DeleteBy.UTC().Format(time.RFC3339), p.Namespace, p.Name))
+		case p.Workload.Owner != "":
+			block(st, fmt.Sprintf("%s: this controller does not restart a %s; restart it by its own controller (for an Argo Rollout: kubectl argo rollouts restart), or delete its pods", p.Workload, p.Workload.Owner))
+		case !p.Workload.Restartable() && len(st.Unrestartable) < MaxListed:
 			st.Unrestartable = append(st.Unrestartable, p.Key())
 		}
+	}
+}
+
+// block names something only an operator can unblock, once.
+func block(st *v1alpha1.RotationStatus, what string) {
+	if len(st.Blocked) < 2*MaxListed && !slices.Contains(st.Blocked, what) {
+		st.Blocked = append(st.Blocked, what)
 	}
 }
 
 // planRestarts picks the workloads to restart now: the control plane's
 // first, then the data plane's, at most MaxConcurrentRestarts in flight,
 // and one alone until a re-created pod is seen holding the new root. A
-// workload already restarted for this root is never restarted again. If a
-// re-created pod does not hold the root (the injector serves a stale
-// bundle), restarts stop and stalled says why.
-func planRestarts(cfg Config, root string, behind, all []podtrust.Pod, restartedFor map[podtrust.Workload]string) (restart []podtrust.Workload, restarting int32, stalled string) {
+// workload already restarted for this root is never restarted again; one
+// that still has pods behind RestartTimeout later is stalled, named, and
+// no longer holds a slot. Workloads a restart cannot replace (paused,
+// OnDelete, gone) are named with their manual step. If a re-created pod
+// does not hold the root (the injector serves a stale bundle), restarts
+// stop and stalled says why.
+func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []podtrust.Pod) (restart []podtrust.Workload, restarting int32, stalled string) {
+	root := st.NextRoot
 	verified := false
-	for _, p := range all {
+	for _, p := range o.Pods {
 		if p.RestartedFor != root || p.Inline == nil {
 			continue
 		}
@@ -77,10 +97,16 @@ func planRestarts(cfg Config, root string, behind, all []podtrust.Pod, restarted
 		if !w.Restartable() || (controlPlane && p.Component == "") {
 			continue
 		}
-		ann, found := restartedFor[w]
+		ws, found := o.Workloads[w]
 		switch {
 		case !found:
-		case ann == root:
+			block(st, fmt.Sprintf("%s (of pod %s) is not found, so no restart replaces the pod: delete the pod, or its ReplicaSet if no Deployment owns it", w, p.Key()))
+		case ws.Manual != "":
+			block(st, fmt.Sprintf("%s: %s", w, ws.Manual))
+		case ws.RestartedFor == root && cfg.RestartTimeout > 0 && !ws.RestartedAt.IsZero() && o.Now.Sub(ws.RestartedAt) > cfg.RestartTimeout:
+			block(st, fmt.Sprintf("%s: restarted for the new root at %s and still has pods behind after %s, so its rollout is stalled (kubectl rollout status); it no longer holds a restart slot",
+				w, ws.RestartedAt.UTC().Format(time.RFC3339), cfg.RestartTimeout))
+		case ws.RestartedFor == root:
 			inFlight[w] = true
 		case !slices.Contains(candidates, w):
 			candidates = append(candidates, w)

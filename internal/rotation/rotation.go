@@ -13,6 +13,7 @@ package rotation
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,44 +32,9 @@ type Config struct {
 	// identity.issuer.issuanceLifetime, 24h by default): a retired root
 	// leaves the trusted set that long after the switch.
 	LeafLifetime time.Duration
-}
-
-// IdentityIssuer is what the controller saw of the identity issuer
-// Secret(s) this issuer signs.
-type IdentityIssuer struct {
-	// Root is the fingerprint of the root the Secret's certificate chains
-	// to, "" when none is known.
-	Root string
-	// NotBefore and NotAfter are the certificate's validity.
-	NotBefore, NotAfter time.Time
-	// Updated is when Linkerd's identity service last reported loading an
-	// issuer (event IssuerUpdated); zero when never seen.
-	Updated time.Time
-}
-
-// Observed is the cluster, as the controller saw it for one issuer.
-type Observed struct {
-	Now time.Time
-	// Prev is the status the controller last wrote; nil before the first.
-	Prev *v1alpha1.RotationStatus
-	// SpecSecret is the anchor Secret the issuer names, and Anchor the
-	// fingerprint of the root it holds ("" when unusable).
-	SpecSecret, Anchor string
-	// SigningKeyHeld: the Secret named Prev.SigningSecretName still holds
-	// Prev.SigningRoot, key included.
-	SigningKeyHeld bool
-	// Trusted are the fingerprints in the trusted set as it is.
-	Trusted []string
-	// Bundle are the fingerprints in Linkerd's trust roots ConfigMap.
-	Bundle []string
-	// Pods are the meshed and control-plane pods of the issuer's control
-	// plane.
-	Pods     []podtrust.Pod
-	Identity IdentityIssuer
-	// RestartedFor is the restarted-for annotation of each workload behind,
-	// as read from the workload ("" when never restarted); absent when the
-	// workload was not found.
-	RestartedFor map[podtrust.Workload]string
+	// RestartTimeout is how long a restarted workload may go on having pods
+	// behind before it is named stalled and stops holding a restart slot.
+	RestartTimeout time.Duration
 }
 
 // Event is a phase change worth an Event.
@@ -90,6 +56,9 @@ type Decision struct {
 	Event   *Event
 	// RequeueAfter is when time alone changes the decision (a drain ends).
 	RequeueAfter time.Duration
+	// Drift is set when Linkerd's trust roots lack a root the mesh needs:
+	// nothing switches or restarts until they hold it again.
+	Drift string
 }
 
 // settleTime separates the bundle's gaining a root from the restarts it
@@ -102,36 +71,36 @@ const MaxListed = 5
 
 // Decide is the next step of an issuer's rotation.
 func Decide(cfg Config, o Observed) Decision {
-	st := v1alpha1.RotationStatus{}
-	if o.Prev != nil {
-		st = *o.Prev.DeepCopy()
-	}
-	if st.SigningRoot == "" {
-		// First sight: the anchor in place is what the mesh runs on. Roots
-		// the trusted set already holds (a status lost mid-rotation) may
-		// still have leaves alive: they drain, never drop.
-		st = v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningRoot: o.Anchor, SigningSecretName: o.SpecSecret}
-		for _, fp := range o.Trusted {
-			if fp != o.Anchor {
-				st.RetiringRoots = append(st.RetiringRoots, v1alpha1.RetiringRoot{Fingerprint: fp, Since: ceil(o.Now)})
-			}
-		}
-	}
+	// A finished pod (a Job's, an evicted one) runs no proxy: it can break
+	// nothing, so it blocks nothing.
+	o.Pods = slices.DeleteFunc(slices.Clone(o.Pods), func(p podtrust.Pod) bool { return !p.Live() })
+	st, keyHeld := start(o)
 	d := Decision{}
-	st.PodsBehind, st.Behind, st.Unrestartable, st.Restarting, st.Deadline = 0, nil, nil, 0, nil
+	st.PodsBehind, st.Behind, st.Unrestartable, st.Blocked, st.Restarting, st.Deadline = 0, nil, nil, nil, 0, nil
 	st.PodsTotal = int32(len(o.Pods))
+	st.TrustRootsMissing = missing(o, st)
+	if len(st.TrustRootsMissing) > 0 {
+		d.Drift = fmt.Sprintf("Linkerd's trust roots lack %d root(s) the trusted set keeps (%s), so a pod admitted now would not trust the identity issuer: make trust-manager's Bundle for them take the trusted set as its only source; nothing switches or restarts until they hold it",
+			len(st.TrustRootsMissing), shortList(st.TrustRootsMissing))
+	}
 	switch {
 	case o.Anchor == "" || st.SigningRoot == "":
 		st.Message = "the trust anchor Secret holds no usable root; nothing changes until it does"
 	case o.Anchor != st.SigningRoot:
-		propagate(cfg, o, &st, &d)
+		propagate(cfg, o, keyHeld, &st, &d)
 	default:
 		settle(cfg, o, &st, &d)
 	}
+	if d.Drift != "" {
+		st.Message = d.Drift + "; " + st.Message
+	}
 	d.Trusted = trusted(st)
-	if o.Prev == nil || o.Prev.Phase != st.Phase {
+	switch {
+	case o.Prev == nil || o.Prev.Phase != st.Phase:
 		st.LastTransitionTime = metav1.NewTime(o.Now)
 		d.Event = phaseEvent(st)
+	case d.Drift != "" && len(o.Prev.TrustRootsMissing) == 0:
+		d.Event = &Event{Warning: true, Reason: "TrustRootsDrift", Detail: d.Drift}
 	}
 	d.Status = st
 	return d
@@ -139,7 +108,7 @@ func Decide(cfg Config, o Observed) Decision {
 
 // propagate: the anchor Secret holds a root other than the signing root.
 // It is trusted at once, and signed under once every pod holds it.
-func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
+func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus, d *Decision) {
 	if st.NextRoot != o.Anchor {
 		st.NextRoot, st.BundleGainedAt = o.Anchor, nil
 	}
@@ -147,8 +116,8 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 		st.BundleGainedAt = ceil(o.Now)
 	}
 	behind := Behind(o.Pods, st.NextRoot, st.BundleGainedAt, o.Bundle)
-	list(st, behind)
-	if st.BundleGainedAt != nil && len(behind) == 0 {
+	list(o.Now, st, behind)
+	if st.BundleGainedAt != nil && len(behind) == 0 && d.Drift == "" {
 		// Every pod holds the new root: sign under it from now on.
 		st.RetiringRoots = slices.DeleteFunc(st.RetiringRoots, func(r v1alpha1.RetiringRoot) bool {
 			return r.Fingerprint == st.NextRoot || r.Fingerprint == st.SigningRoot
@@ -163,7 +132,7 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 		return
 	}
 	st.Phase = v1alpha1.RotationPropagating
-	if !o.SigningKeyHeld {
+	if !keyHeld {
 		st.Phase = v1alpha1.RotationHeld
 	}
 	if !o.Identity.NotAfter.IsZero() {
@@ -173,12 +142,14 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 	switch {
 	case st.BundleGainedAt == nil:
 		st.Message = "waiting for Linkerd's trust roots to include the new root (trust-manager's Bundle must take the trusted set as its source)"
+	case d.Drift != "":
+		st.Message = fmt.Sprintf("%d of %d pods do not hold the new root yet", st.PodsBehind, st.PodsTotal)
 	case cfg.Restarts && o.Now.Before(st.BundleGainedAt.Add(settleTime)):
 		st.Message = "the bundle just gained the new root; restarts begin once a pod started now is sure to have started after that"
 		d.RequeueAfter = settleTime
 	case cfg.Restarts:
 		var stalled string
-		d.Restart, st.Restarting, stalled = planRestarts(cfg, st.NextRoot, behind, o.Pods, o.RestartedFor)
+		d.Restart, st.Restarting, stalled = planRestarts(cfg, o, st, behind)
 		st.Message = fmt.Sprintf("%d of %d pods do not hold the new root yet; restarting their workloads (%d rolling out)", st.PodsBehind, st.PodsTotal, st.Restarting)
 		if stalled != "" {
 			st.Message = stalled
@@ -194,6 +165,9 @@ func propagate(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision)
 	}
 	if len(st.Unrestartable) > 0 {
 		st.Message += fmt.Sprintf("; no restart replaces %v: delete or re-create them", st.Unrestartable)
+	}
+	if len(st.Blocked) > 0 {
+		st.Message += fmt.Sprintf("; %d need a manual step (status.rotation.blocked)", len(st.Blocked))
 	}
 }
 
@@ -224,6 +198,17 @@ func retiring(st v1alpha1.RotationStatus) []string {
 		out = append(out, r.Fingerprint)
 	}
 	return out
+}
+
+func shortList(fps []string) string {
+	out := make([]string, len(fps))
+	for i, fp := range fps {
+		out[i] = fp
+		if len(fp) > 16 {
+			out[i] = fp[:16]
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func phaseEvent(st v1alpha1.RotationStatus) *Event {

@@ -29,7 +29,7 @@ func meshed(name string, roots ...string) podtrust.Pod {
 
 func controlPlane(component string, started time.Time) podtrust.Pod {
 	return podtrust.Pod{Namespace: "linkerd", Name: component + "-1", ControlPlane: "linkerd", Component: component, FromConfigMap: true,
-		Created: started, Started: &started, Workload: podtrust.Workload{Kind: "Deployment", Namespace: "linkerd", Name: "linkerd-" + component}}
+		Created: started, Started: &started, ComponentStarted: &started, Workload: podtrust.Workload{Kind: "Deployment", Namespace: "linkerd", Name: "linkerd-" + component}}
 }
 
 func stable(root, secret string) *v1alpha1.RotationStatus {
@@ -132,13 +132,15 @@ func TestSwitchConfirmedThenDrained(t *testing.T) {
 	switched := metav1.NewTime(t0)
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationSwitching, SigningRoot: rootB, SigningSecretName: "anchor", SwitchedAt: &switched,
 		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA}}}
-	o := Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "anchor", Anchor: rootB, Bundle: []string{rootA, rootB},
+	o := Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "anchor", Anchor: rootB, Bundle: []string{rootA, rootB}, TrustedFound: true,
 		Pods:     []podtrust.Pod{meshed("web-1", rootA, rootB), controlPlane("identity", t0.Add(-time.Hour))},
 		Identity: IdentityIssuer{Root: rootA, NotBefore: t0.Add(-time.Hour)}}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching || !d.Reissue {
 		t.Fatalf("issuer still under AA: phase %s reissue %v; want Switching, re-issued", d.Status.Phase, d.Reissue)
 	}
-	o.Identity = IdentityIssuer{Root: rootB, NotBefore: t0.Add(30 * time.Second)}
+	// Re-issued at t0+30s with NotBefore backdated: an IssuerUpdated
+	// between the two is of the previous issuer, and confirms nothing.
+	o.Identity = IdentityIssuer{Root: rootB, NotBefore: t0.Add(-30 * time.Second), Written: t0.Add(30 * time.Second), Updated: t0.Add(10 * time.Second)}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching || d.Reissue {
 		t.Fatalf("issued under BB, identity not confirmed: phase %s reissue %v; want Switching, no re-issue", d.Status.Phase, d.Reissue)
 	}
@@ -166,7 +168,7 @@ func TestSwitchConfirmedThenDrained(t *testing.T) {
 	// Or once the leaf lifetime has passed.
 	o.Pods, o.Now = []podtrust.Pod{meshed("web-1", rootA, rootB)}, t0.Add(25*time.Hour)
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationStable {
-		t.Fatalf("25h after: %s, want Stable", d.Status.Phase)
+		t.Fatalf("25h after: %s, want Stable: %+v", d.Status.Phase, d.Status)
 	}
 }
 
@@ -175,7 +177,7 @@ func TestIdentityRestartConfirmsTheSwitch(t *testing.T) {
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationSwitching, SigningRoot: rootB, SigningSecretName: "anchor", SwitchedAt: &switched,
 		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA}}}
 	o := Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "anchor", Anchor: rootB,
-		Pods: []podtrust.Pod{controlPlane("identity", t0.Add(10*time.Second))}, Identity: IdentityIssuer{Root: rootB, NotBefore: t0.Add(20 * time.Second)}}
+		Pods: []podtrust.Pod{controlPlane("identity", t0.Add(10*time.Second))}, Identity: IdentityIssuer{Root: rootB, NotBefore: t0.Add(-40 * time.Second), Written: t0.Add(20 * time.Second)}}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching {
 		t.Fatalf("identity started before the new issuer: %s, want Switching", d.Status.Phase)
 	}
@@ -193,10 +195,10 @@ func TestRestartsControlPlaneFirstOneCanaryThenBounded(t *testing.T) {
 	o := Observed{Now: t0.Add(time.Second), Prev: prev, SpecSecret: "next", Anchor: rootB, SigningKeyHeld: true, Bundle: []string{rootA, rootB},
 		Pods: []podtrust.Pod{controlPlane("identity", t0.Add(-time.Hour)), controlPlane("destination", t0.Add(-time.Hour)),
 			meshed("web-1", rootA), meshed("api-1", rootA), meshed("db-1", rootA), {Namespace: "app", Name: "bare", ControlPlane: "linkerd", Inline: []string{rootA}, Workload: podtrust.Workload{Namespace: "app", Name: "bare"}}}}
-	o.RestartedFor = map[podtrust.Workload]string{}
+	o.Workloads = map[podtrust.Workload]WorkloadState{}
 	for _, p := range o.Pods {
 		if p.Workload.Restartable() {
-			o.RestartedFor[p.Workload] = ""
+			o.Workloads[p.Workload] = WorkloadState{}
 		}
 	}
 	if d := Decide(c, o); len(d.Restart) != 0 || d.RequeueAfter == 0 {
@@ -217,7 +219,7 @@ func TestRestartsControlPlaneFirstOneCanaryThenBounded(t *testing.T) {
 		t.Fatalf("restart = %v; want one canary (api, in pod order)", d.Restart)
 	}
 	// The canary is in flight: nothing more until a re-created pod is seen.
-	o.RestartedFor[podtrust.Workload{Kind: "Deployment", Namespace: "app", Name: "api"}] = rootB
+	o.Workloads[podtrust.Workload{Kind: "Deployment", Namespace: "app", Name: "api"}] = WorkloadState{RestartedFor: rootB, RestartedAt: t0.Add(time.Minute)}
 	if d = Decide(c, o); len(d.Restart) != 0 || d.Status.Restarting != 1 {
 		t.Fatalf("restart = %v restarting %d; want none while the canary is unverified", d.Restart, d.Status.Restarting)
 	}

@@ -5,42 +5,47 @@ import (
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
 // writeTrusted makes the trusted set hold exactly the roots decided, in
-// order. A root the decision keeps but whose certificate is nowhere to be
-// read any more (the set was edited by hand) is an error, not a drop.
-func (r *Reconciler) writeTrusted(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed, fps []string) error {
+// order, with the decision recorded beside them. A root the decision keeps
+// but whose certificate is nowhere to be read any more (the set was edited
+// by hand) is an error, not a drop. The set has no owner reference: it must
+// outlive its issuer.
+func (r *Reconciler) writeTrusted(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed, fps []string, st v1alpha1.RotationStatus) error {
 	ref := r.trustedRef(iss)
 	var want []byte
 	for _, fp := range fps {
 		c, ok := o.certs[fp]
 		if !ok {
-			return fmt.Errorf("root %s must stay trusted but its certificate is neither in the anchor Secrets nor in ConfigMap %s; restore it there", fp, ref)
+			return fmt.Errorf("root %s must stay trusted but its certificate is neither in the anchor Secrets, in ConfigMap %s nor in Linkerd's trust roots; restore it there", fp, ref)
 		}
 		want = append(want, signer.EncodeBundle([]*x509.Certificate{c})...)
+	}
+	rec, err := record(st)
+	if err != nil {
+		return err
 	}
 	cm := o.trusted
 	if cm == nil {
 		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}
-	} else if cm.Data[v1alpha1.DefaultTrustRootsKey] == string(want) {
+	} else if cm.Data[v1alpha1.DefaultTrustRootsKey] == string(want) && cm.Annotations[RecordAnnotation] == rec &&
+		cm.Annotations[OwnerAnnotation] == ownerName(iss) && len(cm.OwnerReferences) == 0 {
 		return nil
 	} else {
 		cm = cm.DeepCopy()
@@ -48,43 +53,19 @@ func (r *Reconciler) writeTrusted(ctx context.Context, iss v1alpha1.GenericIssue
 	if cm.Labels == nil {
 		cm.Labels = map[string]string{}
 	}
-	cm.Labels["app.kubernetes.io/managed-by"] = "linkerd-ca-issuer"
-	cm.Data = map[string]string{v1alpha1.DefaultTrustRootsKey: string(want)}
-	if err := controllerutil.SetOwnerReference(iss, cm, r.Client.Scheme()); err != nil {
-		return err
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
 	}
+	cm.Labels["app.kubernetes.io/managed-by"] = "linkerd-ca-issuer"
+	cm.Annotations[OwnerAnnotation], cm.Annotations[RecordAnnotation] = ownerName(iss), rec
+	cm.Data = map[string]string{v1alpha1.DefaultTrustRootsKey: string(want)}
+	// Garbage collection would take the set, and Linkerd's trust roots with
+	// it, with the issuer: a set from before this drops its owner.
+	cm.OwnerReferences = nil
 	if o.trusted == nil {
 		return r.Client.Create(ctx, cm, client.FieldOwner(FieldOwner))
 	}
 	return r.Client.Update(ctx, cm, client.FieldOwner(FieldOwner))
-}
-
-// applyStatus server-side-applies status.rotation and the Rotation
-// condition under the rotation's own field manager.
-func (r *Reconciler) applyStatus(ctx context.Context, iss v1alpha1.GenericIssuer, st v1alpha1.RotationStatus) error {
-	if prev := iss.GetStatus().Rotation; prev != nil && equality.Semantic.DeepEqual(*prev, st) {
-		return nil
-	}
-	fields, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&st)
-	if err != nil {
-		return err
-	}
-	status := metav1.ConditionFalse
-	if st.Phase == v1alpha1.RotationStable {
-		status = metav1.ConditionTrue
-	}
-	cond, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&metav1.Condition{
-		Type: v1alpha1.ConditionRotation, Status: status, Reason: string(st.Phase), Message: st.Message,
-		LastTransitionTime: st.LastTransitionTime, ObservedGeneration: iss.GetGeneration(),
-	})
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"rotation": fields, "conditions": []any{cond}}}}
-	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(iss.IssuerKind()))
-	u.SetName(iss.GetName())
-	u.SetNamespace(iss.GetNamespace())
-	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership)
 }
 
 // reissue has cert-manager issue each identity issuer Certificate now, as
@@ -111,15 +92,18 @@ func (r *Reconciler) reissue(ctx context.Context, o *observed) error {
 	return nil
 }
 
-// observeWorkloads reads the restarted-for annotation of each workload
-// behind, from the API server: it is what makes a restart happen once.
+// observeWorkloads reads each workload behind: the restarted-for
+// annotation that makes a restart happen once, and whatever keeps a
+// restart from replacing its pods.
 func (r *Reconciler) observeWorkloads(ctx context.Context, o *observed) error {
-	o.RestartedFor = map[podtrust.Workload]string{}
+	o.Workloads = map[podtrust.Workload]rotation.WorkloadState{}
+	seen := map[podtrust.Workload]bool{}
 	for _, p := range o.Pods {
 		w := p.Workload
-		if _, seen := o.RestartedFor[w]; seen || !w.Restartable() {
+		if seen[w] || !w.Restartable() || !p.Live() {
 			continue
 		}
+		seen[w] = true
 		obj, err := workloadObject(w)
 		if err != nil {
 			return err
@@ -130,9 +114,35 @@ func (r *Reconciler) observeWorkloads(ctx context.Context, o *observed) error {
 			}
 			return fmt.Errorf("reading %s: %w", w, err)
 		}
-		o.RestartedFor[w] = templateOf(obj).Annotations[podtrust.RestartedForAnnotation]
+		ann := templateOf(obj).Annotations
+		ws := rotation.WorkloadState{RestartedFor: ann[podtrust.RestartedForAnnotation], Manual: manualStep(obj)}
+		ws.RestartedAt, _ = time.Parse(time.RFC3339, ann[podtrust.RestartedAtAnnotation])
+		o.Workloads[w] = ws
 	}
 	return nil
+}
+
+// manualStep is why a rollout restart does not replace a workload's pods,
+// with the step that does; "" when it does.
+func manualStep(obj client.Object) string {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		if o.Spec.Paused {
+			return "paused, so a restart replaces no pod: kubectl rollout resume, or delete its pods behind"
+		}
+	case *appsv1.StatefulSet:
+		if o.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+			return "updateStrategy OnDelete, so a restart replaces no pod: delete its pods behind, one at a time"
+		}
+		if ru := o.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
+			return fmt.Sprintf("partition %d, so a restart replaces only the pods from that ordinal up: delete the pods behind below it, or lower the partition", *ru.Partition)
+		}
+	case *appsv1.DaemonSet:
+		if o.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+			return "updateStrategy OnDelete, so a restart replaces no pod: delete its pods behind, node by node"
+		}
+	}
+	return ""
 }
 
 func workloadObject(w podtrust.Workload) (client.Object, error) {

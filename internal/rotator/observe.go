@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -35,43 +36,54 @@ type observed struct {
 // the informers.
 func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*observed, error) {
 	o := &observed{certs: map[string]*x509.Certificate{}}
-	o.Now, o.Prev = r.Clock.Now(), iss.GetStatus().Rotation
+	o.Now, o.Prev, o.Keys = r.Clock.Now(), iss.GetStatus().Rotation, map[string]string{}
 	spec := r.Signer.AnchorSecret(iss)
 	o.SpecSecret = spec.Name
-	if cert, _, err := r.anchorCert(ctx, spec); err != nil {
+	fp, err := r.readAnchor(ctx, iss, o, spec)
+	if err != nil {
 		return nil, err
-	} else if cert != nil {
-		o.Anchor = o.add(cert)
 	}
-	if p := o.Prev; p != nil && p.SigningSecretName != "" {
-		cert, hasKey, err := r.anchorCert(ctx, types.NamespacedName{Namespace: spec.Namespace, Name: p.SigningSecretName})
-		if err != nil {
-			return nil, err
-		}
-		// A KMS anchor's key is in the KMS: its Secret holds the certificate.
-		hasKey = hasKey || iss.GetSpec().KMS != nil
-		o.SigningKeyHeld = cert != nil && hasKey && o.add(cert) == p.SigningRoot
-	}
+	o.Anchor = fp
 	trusted := &corev1.ConfigMap{}
 	switch err := r.Client.Get(ctx, r.trustedRef(iss), trusted); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return nil, err
 	default:
-		o.trusted = trusted
+		o.trusted, o.TrustedFound = trusted, true
 		certs, _ := signer.ParseTrustBundle([]byte(trusted.Data[v1alpha1.DefaultTrustRootsKey]))
 		for _, c := range certs {
 			o.Trusted = append(o.Trusted, o.add(c))
 		}
+		o.Record = recordOf(trusted)
+	}
+	// The Secrets that may still hold the key signed under: the status's,
+	// or, with the status lost, the one recorded beside the trusted set.
+	for _, rec := range []*v1alpha1.RotationStatus{o.Prev, o.Record} {
+		if rec == nil || rec.SigningSecretName == "" || rec.SigningSecretName == spec.Name {
+			continue
+		}
+		if _, err := r.readAnchor(ctx, iss, o, types.NamespacedName{Namespace: spec.Namespace, Name: rec.SigningSecretName}); err != nil {
+			return nil, err
+		}
+	}
+	if p := o.Prev; p != nil {
+		o.SigningKeyHeld = p.SigningSecretName != "" && o.Keys[p.SigningRoot] == p.SigningSecretName
 	}
 	if ref, key, ok := controller.TrustRootsConfigMap(iss); ok {
 		cm := &corev1.ConfigMap{}
-		if err := r.Client.Get(ctx, ref, cm); err != nil && !apierrors.IsNotFound(err) {
+		switch err := r.Client.Get(ctx, ref, cm); {
+		case apierrors.IsNotFound(err):
+		case err != nil:
 			return nil, err
+		default:
+			o.BundleFound = true
 		}
+		// Their certificates too: a trusted set lost with its issuer is
+		// rebuilt from them.
 		certs, _ := signer.ParseTrustBundle([]byte(cm.Data[key]))
 		for _, c := range certs {
-			o.Bundle = append(o.Bundle, signer.Fingerprint(c))
+			o.Bundle = append(o.Bundle, o.add(c))
 		}
 	}
 	cp := controller.PolicyFor(iss, nil).ControlPlaneNamespace
@@ -94,6 +106,22 @@ func (o *observed) add(c *x509.Certificate) string {
 	fp := signer.Fingerprint(c)
 	o.certs[fp] = c
 	return fp
+}
+
+// readAnchor reads an anchor Secret's root, noting in o.Keys where its key
+// is (a KMS anchor's key is in the KMS: its Secret holds the certificate).
+func (r *Reconciler) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed, ref types.NamespacedName) (string, error) {
+	cert, hasKey, err := r.anchorCert(ctx, ref)
+	if err != nil || cert == nil {
+		return "", err
+	}
+	fp := o.add(cert)
+	if hasKey || iss.GetSpec().KMS != nil {
+		if _, seen := o.Keys[fp]; !seen {
+			o.Keys[fp] = ref.Name
+		}
+	}
+	return fp, nil
 }
 
 // anchorCert is the root an anchor Secret holds, and whether it has a key;
@@ -162,20 +190,55 @@ func (r *Reconciler) observeIdentity(ctx context.Context, iss v1alpha1.GenericIs
 			}
 		}
 	}
-	if o.Prev == nil || o.Prev.Phase != v1alpha1.RotationSwitching {
+	o.Identity.Written = writtenAt(&s)
+	if o.Prev != nil && o.Prev.Phase != v1alpha1.RotationSwitching {
 		return nil
 	}
+	return r.observeIdentityEvents(ctx, iss, o)
+}
+
+// observeIdentityEvents reads what Linkerd's identity service last said of
+// the identity issuer: loaded (IssuerUpdated) or refused
+// (IssuerUpdateSkipped), since the Secret was written.
+func (r *Reconciler) observeIdentityEvents(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed) error {
 	var events corev1.EventList
 	if err := r.APIReader.List(ctx, &events, client.InNamespace(controller.PolicyFor(iss, nil).ControlPlaneNamespace),
-		client.MatchingFields{"involvedObject.name": "linkerd-identity", "reason": "IssuerUpdated"}); err != nil {
-		return fmt.Errorf("listing Linkerd identity's IssuerUpdated events: %w", err)
+		client.MatchingFields{"involvedObject.name": "linkerd-identity"}); err != nil {
+		return fmt.Errorf("listing Linkerd identity's events: %w", err)
 	}
+	var skipped time.Time
 	for _, e := range events.Items {
-		for _, t := range []time.Time{e.LastTimestamp.Time, e.EventTime.Time, e.FirstTimestamp.Time} {
-			if t.After(o.Identity.Updated) {
-				o.Identity.Updated = t
+		at := e.LastTimestamp.Time
+		for _, t := range []time.Time{e.EventTime.Time, e.FirstTimestamp.Time} {
+			if t.After(at) {
+				at = t
+			}
+		}
+		switch e.Reason {
+		case "IssuerUpdated":
+			if at.After(o.Identity.Updated) {
+				o.Identity.Updated = at
+			}
+		case "IssuerUpdateSkipped":
+			if !at.Before(o.Identity.Written) && at.After(skipped) {
+				skipped, o.Identity.Skipped = at, e.Message
 			}
 		}
 	}
 	return nil
+}
+
+// writtenAt is when a Secret's data was last written: the newest time of
+// a managed fields entry that holds data, else its creation.
+func writtenAt(s *corev1.Secret) time.Time {
+	t := s.CreationTimestamp.Time
+	for _, m := range s.ManagedFields {
+		if m.FieldsV1 != nil && !strings.Contains(m.FieldsV1.GetRawString(), `"f:data"`) {
+			continue
+		}
+		if m.Time != nil && m.Time.After(t) {
+			t = m.Time.Time
+		}
+	}
+	return t
 }

@@ -25,6 +25,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Enabled, "rotation", false, "Run the trust anchor rotation controller for issuers with spec.rotation: it keeps their trusted set and signs under a new root only once every meshed pod holds it. Needs list/watch on pods cluster-wide.")
 	fs.BoolVar(&o.Restarts, "rotation-restarts", false, "Restart the workloads whose pods do not hold a new root yet: the control plane first, each workload at most once per rotation. Needs patch on Deployments, StatefulSets and DaemonSets.")
 	fs.IntVar(&o.MaxConcurrentRestarts, "rotation-max-concurrent-restarts", 2, "Workloads restarting at once during a rotation.")
+	fs.DurationVar(&o.RestartTimeout, "rotation-restart-timeout", 10*time.Minute, "How long a restarted workload may keep pods without the new root before it is named stalled and frees its restart slot for the others.")
 	fs.DurationVar(&o.LeafLifetime, "proxy-certificate-lifetime", 24*time.Hour, "How long Linkerd's proxy certificates live (identity.issuer.issuanceLifetime): a retired root stays trusted this long after the switch, unless every meshed pod restarted since.")
 }
 
@@ -35,6 +36,9 @@ func (o *Options) Complete() error {
 	}
 	if o.MaxConcurrentRestarts < 1 {
 		return fmt.Errorf("--rotation-max-concurrent-restarts must be at least 1, got %d", o.MaxConcurrentRestarts)
+	}
+	if o.RestartTimeout <= 0 {
+		return fmt.Errorf("--rotation-restart-timeout must be positive, got %s", o.RestartTimeout)
 	}
 	if o.LeafLifetime <= 0 {
 		return fmt.Errorf("--proxy-certificate-lifetime must be positive, got %s", o.LeafLifetime)

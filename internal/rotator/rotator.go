@@ -54,9 +54,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if iss.GetSpec().Rotation == nil || !iss.GetDeletionTimestamp().IsZero() {
 		return ctrl.Result{}, nil
 	}
+	if ns := iss.GetNamespace(); ns != "" && controller.PolicyFor(iss, nil).ControlPlaneNamespace != ns {
+		// Its restarts and its status would reach a control plane that is
+		// not its namespace's, for a root of its own choosing.
+		return ctrl.Result{}, r.refuse(ctx, iss, "ControlPlaneNotInNamespace", fmt.Sprintf(
+			"a rotating LinkerdCAIssuer rotates only the control plane of its own namespace: set spec.controlPlaneNamespace to %q, or rotate %q's roots with a LinkerdCAClusterIssuer", ns, controller.PolicyFor(iss, nil).ControlPlaneNamespace))
+	}
 	o, err := r.observe(ctx, iss)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if owner := ownedByAnother(o.trusted, iss); owner != "" {
+		return ctrl.Result{}, r.refuse(ctx, iss, "TrustedSetConflict", fmt.Sprintf(
+			"ConfigMap %s is the trusted set of %s, and a trusted set has one writer: give this issuer its own (spec.rotation.trustedRootsConfigMapName) or remove spec.rotation from one of them",
+			r.trustedRef(iss), owner))
 	}
 	if o.Anchor == "" && o.Prev == nil {
 		return ctrl.Result{RequeueAfter: resync}, nil
@@ -67,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	d := rotation.Decide(r.Config, o.Observed)
-	if err := r.writeTrusted(ctx, iss, o, d.Trusted); err != nil {
+	if err := r.writeTrusted(ctx, iss, o, d.Trusted, d.Status); err != nil {
 		return ctrl.Result{}, err
 	}
 	key := client.ObjectKeyFromObject(iss)
@@ -126,7 +137,8 @@ func (r *Reconciler) restart(ctx context.Context, w podtrust.Workload, root stri
 	}
 	obj.SetNamespace(w.Namespace)
 	obj.SetName(w.Name)
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, podtrust.RestartedForAnnotation, root)
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q,%q:%q}}}}}`, podtrust.RestartedForAnnotation, root,
+		podtrust.RestartedAtAnnotation, r.Clock.Now().UTC().Format(time.RFC3339))
 	err = r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
 	if apierrors.IsNotFound(err) {
 		return nil

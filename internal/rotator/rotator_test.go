@@ -64,6 +64,11 @@ func newHarness(t *testing.T, cfg rotation.Config, objs ...client.Object) *harne
 	h := &harness{t: t, clock: clocktesting.NewFakePassiveClock(start), events: events.NewFakeRecorder(20), patched: map[string]int{}}
 	h.c = fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
 		WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &cmapi.Certificate{}).
+		// The API server indexes events by involvedObject.name; the fake
+		// client needs it said.
+		WithIndex(&corev1.Event{}, "involvedObject.name", func(o client.Object) []string {
+			return []string{o.(*corev1.Event).InvolvedObject.Name}
+		}).
 		WithInterceptorFuncs(interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
 			h.patched[obj.GetNamespace()+"/"+obj.GetName()]++
 			return c.Patch(ctx, obj, p, opts...)
@@ -213,8 +218,10 @@ func TestFirstSightTrustsTheAnchorCertificateOnly(t *testing.T) {
 	}
 	var cm corev1.ConfigMap
 	_ = h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "trusted"}, &cm)
-	if owner := metav1.GetControllerOf(&cm); owner != nil || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].Name != "linkerd" {
-		t.Errorf("trusted set owners %+v; want the issuer, not as controller", cm.OwnerReferences)
+	// The set must outlive its issuer: a reinstall that deletes the
+	// issuer mid-rotation must find the old root still trusted.
+	if len(cm.OwnerReferences) != 0 || cm.Annotations[OwnerAnnotation] != v1alpha1.IssuerKind+"/"+ns+"/linkerd" {
+		t.Errorf("trusted set owners %+v, annotations %v; want no owner reference and the issuer named in %s", cm.OwnerReferences, cm.Annotations, OwnerAnnotation)
 	}
 	iss := h.issuer()
 	st := iss.Status.Rotation

@@ -1,0 +1,160 @@
+package rotation
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
+)
+
+// propagating is a rotation from AA (Secret anchor) to BB (Secret next)
+// whose bundle gained BB at t0.
+func propagating() Observed {
+	gained := metav1.NewTime(t0)
+	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: rootA, SigningSecretName: "anchor", NextRoot: rootB, BundleGainedAt: &gained}
+	return Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "next", Anchor: rootB, SigningKeyHeld: true, TrustedFound: true,
+		Trusted: []string{rootA, rootB}, Bundle: []string{rootA, rootB}, BundleFound: true}
+}
+
+func TestFinishedPodsBlockNothing(t *testing.T) {
+	o := propagating()
+	job, evicted := meshed("report-1", rootA), meshed("web-old", rootA)
+	job.Finished, evicted.Finished = corev1.PodSucceeded, corev1.PodFailed
+	o.Pods = []podtrust.Pod{meshed("web-1", rootA, rootB), job, evicted}
+	d := Decide(cfg, o)
+	if d.Status.Phase != v1alpha1.RotationSwitching || d.Status.PodsTotal != 1 || !d.Reissue {
+		t.Fatalf("status %+v; want the switch, with the finished Job's pod and the evicted pod not counted", d.Status)
+	}
+}
+
+func TestStuckAndBrokenPodsAreNamedWithTheirStep(t *testing.T) {
+	o := propagating()
+	stuck, broken := meshed("web-1", rootA), meshed("api-1")
+	deleteBy := t0.Add(-time.Minute)
+	stuck.Terminating, stuck.DeleteBy = true, &deleteBy
+	broken.Inline, broken.Invalid = nil, "no PEM certificate"
+	rollout := meshed("pay-1", rootA)
+	rollout.Workload = podtrust.Workload{Namespace: "app", Name: "pay", Owner: "Rollout"}
+	o.Pods = []podtrust.Pod{stuck, broken, rollout}
+	d := Decide(cfg, o)
+	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.PodsBehind != 3 {
+		t.Fatalf("status %+v; want Propagating with all three behind: a terminating pod counts until it is gone", d.Status)
+	}
+	for _, want := range []string{"app/web-1: terminating since", "kubectl delete pod --force -n app web-1", "app/api-1: its proxy trusts no root (no PEM certificate)", "Rollout app/pay"} {
+		if !slices.ContainsFunc(d.Status.Blocked, func(b string) bool { return strings.Contains(b, want) }) {
+			t.Errorf("blocked %q lacks %q", d.Status.Blocked, want)
+		}
+	}
+	if !strings.Contains(d.Status.Message, "3 need a manual step") {
+		t.Errorf("message %q does not point at the blocked list", d.Status.Message)
+	}
+}
+
+func TestALostStatusMidRotationResumesFromTheCluster(t *testing.T) {
+	// The issuer was deleted and created again while Propagating: no status,
+	// the anchor names the new root, the identity issuer in place chains to
+	// the old one, and the trusted set (which outlived the issuer) holds both.
+	o := Observed{Now: t0, SpecSecret: "next", Anchor: rootB, Trusted: []string{rootA, rootB}, TrustedFound: true,
+		Bundle: []string{rootA, rootB}, BundleFound: true, Keys: map[string]string{rootA: "anchor", rootB: "next"},
+		Pods:     []podtrust.Pod{meshed("web-1", rootA)},
+		Identity: IdentityIssuer{Root: rootA, NotAfter: t0.Add(20 * time.Hour)}}
+	d := Decide(cfg, o)
+	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.SigningRoot != rootA || d.Status.SigningSecretName != "anchor" || d.Status.NextRoot != rootB {
+		t.Fatalf("status %+v; want Propagating from AA (its key still in Secret anchor) to BB, never Stable under BB", d.Status)
+	}
+	if !slices.Equal(d.Trusted, []string{rootA, rootB}) || d.Reissue {
+		t.Fatalf("trusted %v reissue %v; want both roots kept, nothing re-issued", d.Trusted, d.Reissue)
+	}
+	// The old key is nowhere to be read: held, not adopted.
+	o.Keys = map[string]string{rootB: "next"}
+	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationHeld || d.Status.SigningRoot != rootA || d.Status.SigningSecretName != "" {
+		t.Fatalf("status %+v; want Held under AA", d.Status)
+	}
+	// The record beside the trusted set agrees with the identity issuer: the
+	// time the bundle gained BB is kept, and pods started since hold it.
+	gained := metav1.NewTime(t0.Add(-time.Hour))
+	o.Record = &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: rootA, SigningSecretName: "anchor", NextRoot: rootB, BundleGainedAt: &gained}
+	if d := Decide(cfg, o); d.Status.BundleGainedAt == nil || !d.Status.BundleGainedAt.Equal(&gained) {
+		t.Fatalf("bundleGainedAt %v, want the record's %v", d.Status.BundleGainedAt, gained)
+	}
+	// A record that the identity issuer contradicts is not used.
+	o.Record.SigningRoot = rootB
+	if d := Decide(cfg, o); d.Status.SigningRoot != rootA {
+		t.Fatalf("signing root %s; want AA, the identity issuer's, over the record", d.Status.SigningRoot)
+	}
+}
+
+func TestAMissingTrustedSetIsRebuiltFromLinkerdsTrustRoots(t *testing.T) {
+	o := Observed{Now: t0, Prev: stable(rootB, "anchor"), SpecSecret: "anchor", Anchor: rootB, Bundle: []string{rootA, rootB}, BundleFound: true,
+		Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}}
+	d := Decide(cfg, o)
+	if !slices.Equal(d.Trusted, []string{rootB, rootA}) || d.Status.Phase != v1alpha1.RotationDraining {
+		t.Fatalf("trusted %v phase %s; want AA kept from Linkerd's trust roots and drained, never the anchor alone", d.Trusted, d.Status.Phase)
+	}
+}
+
+func TestDriftStopsTheSwitchAndTheRestarts(t *testing.T) {
+	c := cfg
+	c.Restarts = true
+	o := propagating()
+	// A Bundle that sources the anchor Secret: Linkerd's trust roots hold
+	// the new root alone, though AA is still signed under.
+	o.Bundle = []string{rootB}
+	o.Pods = []podtrust.Pod{meshed("web-1", rootB), meshed("api-1", rootA)}
+	o.Workloads = map[podtrust.Workload]WorkloadState{{Kind: "Deployment", Namespace: "app", Name: "api"}: {}}
+	d := Decide(c, o)
+	if d.Drift == "" || !slices.Equal(d.Status.TrustRootsMissing, []string{rootA}) || len(d.Restart) != 0 {
+		t.Fatalf("drift %q missing %v restart %v; want AA named missing and no restart", d.Drift, d.Status.TrustRootsMissing, d.Restart)
+	}
+	if d.Event == nil || d.Event.Reason != "TrustRootsDrift" || !d.Event.Warning || !strings.Contains(d.Status.Message, "take the trusted set as its only source") {
+		t.Fatalf("event %+v message %q; want a Warning TrustRootsDrift saying what to fix", d.Event, d.Status.Message)
+	}
+	// Every pod holds BB, but AA is not in the bundle: still no switch.
+	o.Pods = []podtrust.Pod{meshed("web-1", rootB)}
+	if d := Decide(c, o); d.Status.Phase == v1alpha1.RotationSwitching || d.Reissue {
+		t.Fatalf("phase %s reissue %v; want no switch while the trust roots lack a root in use", d.Status.Phase, d.Reissue)
+	}
+	// Stable, and the bundle lacks the signing root: drift too.
+	d = Decide(c, Observed{Now: t0, Prev: stable(rootA, "anchor"), SpecSecret: "anchor", Anchor: rootA, Bundle: []string{"CC"}, BundleFound: true, TrustedFound: true})
+	if d.Drift == "" || d.Status.Phase != v1alpha1.RotationStable {
+		t.Fatalf("drift %q phase %s; want drift reported", d.Drift, d.Status.Phase)
+	}
+}
+
+func TestWorkloadsARestartCannotReplaceAreNamed(t *testing.T) {
+	c := cfg
+	c.Restarts, c.RestartTimeout = true, 10*time.Minute
+	o := propagating()
+	o.Pods = []podtrust.Pod{meshed("paused-1", rootA), meshed("gone-1", rootA), meshed("slow-1", rootA), meshed("web-1", rootA)}
+	o.Workloads = map[podtrust.Workload]WorkloadState{
+		{Kind: "Deployment", Namespace: "app", Name: "paused"}: {Manual: "paused: kubectl rollout resume"},
+		{Kind: "Deployment", Namespace: "app", Name: "slow"}:   {RestartedFor: rootB, RestartedAt: t0.Add(-time.Hour)},
+		{Kind: "Deployment", Namespace: "app", Name: "web"}:    {},
+	}
+	d := Decide(c, o)
+	if len(d.Restart) != 1 || d.Restart[0].Name != "web" || d.Status.Restarting != 1 {
+		t.Fatalf("restart %v restarting %d; want web alone: the stalled one holds no slot", d.Restart, d.Status.Restarting)
+	}
+	for _, want := range []string{"Deployment app/paused: paused: kubectl rollout resume", "Deployment app/gone (of pod app/gone-1) is not found", "Deployment app/slow: restarted for the new root", "stalled"} {
+		if !slices.ContainsFunc(d.Status.Blocked, func(b string) bool { return strings.Contains(b, want) }) {
+			t.Errorf("blocked %q lacks %q", d.Status.Blocked, want)
+		}
+	}
+}
+
+func TestIssuerUpdateSkippedIsReported(t *testing.T) {
+	switched := metav1.NewTime(t0)
+	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationSwitching, SigningRoot: rootB, SigningSecretName: "anchor", SwitchedAt: &switched,
+		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA}}}
+	d := Decide(cfg, Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "anchor", Anchor: rootB, TrustedFound: true,
+		Identity: IdentityIssuer{Root: rootB, Written: t0.Add(10 * time.Second), Skipped: "issuer is not signed by a trusted root"}})
+	if d.Status.Phase != v1alpha1.RotationSwitching || !strings.Contains(d.Status.Message, "IssuerUpdateSkipped: issuer is not signed by a trusted root") {
+		t.Fatalf("phase %s message %q; want Switching, saying identity skipped the issuer", d.Status.Phase, d.Status.Message)
+	}
+}
