@@ -310,8 +310,10 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 func TestLinkerdPreset(t *testing.T) {
 	anchor := newAnchor(t)
 	create(t, anchorSecret(nsCluster, "preset-trust-anchor", anchor))
+	// Its own trusted set: the guide's cluster issuer keeps the default
+	// one, and a trusted set has one writer.
 	objs := render(t, "linkerd.enabled=true", "linkerd.namespace="+nsPreset, "linkerd.issuerName=preset-identity-issuer",
-		"linkerd.trustAnchorSecretName=preset-trust-anchor")
+		"linkerd.trustAnchorSecretName=preset-trust-anchor", "linkerd.trustedRootsConfigMapName=preset-trusted-roots")
 	if n := len(find(objs, v1alpha1.IssuerKind)); n != 0 {
 		t.Errorf("the preset renders %d namespaced issuers; its anchor would sit in the control plane namespace", n)
 	}

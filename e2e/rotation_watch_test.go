@@ -100,7 +100,10 @@ func (w *trustWatcher) observe(o any, deleted bool) {
 	switch obj := o.(type) {
 	case *corev1.Pod:
 		key := string(obj.UID)
-		if p, ok := podtrust.Of(obj); ok && !deleted {
+		// A finished pod runs no proxy: read from the pod itself, not
+		// from the controller's notion of a live pod.
+		finished := obj.Status.Phase == corev1.PodSucceeded || obj.Status.Phase == corev1.PodFailed
+		if p, ok := podtrust.Of(obj); ok && !deleted && !finished {
 			w.pods[key] = p
 		} else {
 			delete(w.pods, key)

@@ -33,6 +33,12 @@ const (
 // stands; True once it is Stable.
 const ConditionRotation = "TrustAnchorRotation"
 
+// ConditionTrustRootsSynced says whether Linkerd's trust roots hold every
+// root the mesh needs (the one signed under, those retiring): False when
+// a Bundle that does not source the trusted set, a hand edit or a second
+// writer dropped one.
+const ConditionTrustRootsSynced = "TrustRootsSynced"
+
 // RotationStatus is what the controller decided, and why, from the cluster
 // it last observed. Every field is recomputed from the cluster, so a
 // controller restarted in any phase carries on from here.

@@ -133,7 +133,7 @@ func (o *checkCmd) gather(ctx context.Context, g *globals) []identitycheck.Resul
 		return []identitycheck.Result{{Name: checkExternalIssuer, Status: identitycheck.Warn,
 			Detail: fmt.Sprintf("Secret %s/%s holds crt.pem and key.pem: Linkerd makes its own issuer here (scheme linkerd.io/tls), which linkerd check's own identity checks cover", ns, o.secret)}}
 	}
-	results := issuerReady(ctx, c, ns, o.secret)
+	results := issuerReady(ctx, c, ns, o.secret, o.trustRoots)
 	in.CACert, in.TLSCert, in.TLSKey = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
 	var cm corev1.ConfigMap
 	switch err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.trustRoots}, &cm); {
@@ -152,7 +152,7 @@ func (o *checkCmd) gather(ctx context.Context, g *globals) []identitycheck.Resul
 // issuerReady checks the cert-manager Certificate that writes the Secret and
 // the LinkerdCA issuer it names. A Secret this issuer does not sign is a
 // warning, not a failure: Linkerd works with any valid issuer.
-func issuerReady(ctx context.Context, c client.Client, ns, secret string) []identitycheck.Result {
+func issuerReady(ctx context.Context, c client.Client, ns, secret, trustRoots string) []identitycheck.Result {
 	fail := func(name string, format string, args ...any) []identitycheck.Result {
 		return []identitycheck.Result{{Name: name, Status: identitycheck.Fail, Detail: fmt.Sprintf(format, args...)}}
 	}
@@ -177,10 +177,10 @@ func issuerReady(ctx context.Context, c client.Client, ns, secret string) []iden
 		results = append(results, identitycheck.Result{Name: checkCertificateReady, Status: identitycheck.Fail,
 			Detail: fmt.Sprintf("Certificate %s/%s: %s", ns, cert.Name, ready)})
 	}
-	return append(results, linkerdCAIssuerReady(ctx, c, ns, cert.Spec.IssuerRef)...)
+	return append(results, linkerdCAIssuerReady(ctx, c, ns, cert.Spec.IssuerRef, trustRoots)...)
 }
 
-func linkerdCAIssuerReady(ctx context.Context, c client.Client, ns string, ref cmmeta.IssuerReference) []identitycheck.Result {
+func linkerdCAIssuerReady(ctx context.Context, c client.Client, ns string, ref cmmeta.IssuerReference, trustRoots string) []identitycheck.Result {
 	iss := v1alpha1.NewIssuerOfKind(ref.Kind)
 	if ref.Group != v1alpha1.GroupVersion.Group || iss == nil {
 		return []identitycheck.Result{{Name: checkIssuerReady, Status: identitycheck.Warn,
@@ -201,7 +201,8 @@ func linkerdCAIssuerReady(ctx context.Context, c client.Client, ns string, ref c
 		ready = identitycheck.Result{Name: checkIssuerReady, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s %s: %s: %s", iss.IssuerKind(), key, cond.Reason, cond.Message)}
 	}
 	results := append([]identitycheck.Result{ready, trustGate(iss, key)}, kmsCheck(iss, key)...)
-	return append(results, rotationCheck(iss, key, time.Now())...)
+	results = append(results, rotationCheck(iss, key, time.Now())...)
+	return append(results, bundleSourceCheck(ctx, c, iss, trustRoots)...)
 }
 
 // trustGate warns when the issuer signs without checking its anchor against

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/identitycheck"
@@ -46,5 +50,66 @@ func TestRotationCheck(t *testing.T) {
 	}
 	if res := rotationCheck(&v1alpha1.LinkerdCAClusterIssuer{}, client.ObjectKey{Name: "x"}, now); len(res) != 0 {
 		t.Errorf("an issuer without spec.rotation gets %v, want no rotation check", res)
+	}
+}
+
+func TestRotationCheckFailsOnDrift(t *testing.T) {
+	iss := &v1alpha1.LinkerdCAClusterIssuer{Spec: v1alpha1.IssuerSpec{Rotation: &v1alpha1.RotationSpec{}},
+		Status: v1alpha1.IssuerStatus{Rotation: &v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable}, Conditions: []metav1.Condition{{
+			Type: v1alpha1.ConditionTrustRootsSynced, Status: metav1.ConditionFalse, Reason: "Drift", Message: "Linkerd's trust roots lack 1a2b"}}}}
+	res := rotationCheck(iss, client.ObjectKey{Name: "linkerd"}, time.Now())
+	if !identitycheck.Failed(res) || !strings.Contains(res[0].Detail, "lack 1a2b") {
+		t.Errorf("a Stable rotation whose trust roots lack a root it keeps: %+v; want a failure naming the root", res)
+	}
+	iss.Status.Conditions[0].Status = metav1.ConditionTrue
+	if res := rotationCheck(iss, client.ObjectKey{Name: "linkerd"}, time.Now()); identitycheck.Failed(res) || len(res) != 1 {
+		t.Errorf("synced: %+v; want the rotation's one passing check", res)
+	}
+}
+
+func TestBundleSourceCheck(t *testing.T) {
+	bundle := func(sources ...any) *unstructured.Unstructured {
+		b := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"sources": sources}}}
+		b.SetGroupVersionKind(bundleGVK)
+		b.SetName(v1alpha1.DefaultTrustRootsConfigMap)
+		return b
+	}
+	trusted := map[string]any{"configMap": map[string]any{"name": v1alpha1.DefaultTrustedRootsConfigMap, "key": v1alpha1.DefaultTrustRootsKey}}
+	anchor := map[string]any{"secret": map[string]any{"name": "linkerd-trust-anchor", "key": "ca.crt"}}
+	iss := &v1alpha1.LinkerdCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "linkerd"}, Spec: v1alpha1.IssuerSpec{Rotation: &v1alpha1.RotationSpec{}}}
+	for _, tc := range []struct {
+		name   string
+		bundle *unstructured.Unstructured
+		want   []identitycheck.Status
+		says   []string
+	}{
+		{"the trusted set alone", bundle(trusted), []identitycheck.Status{identitycheck.Pass}, nil},
+		{"the old guide's anchor Secret", bundle(anchor), []identitycheck.Status{identitycheck.Fail},
+			[]string{"Secret linkerd-trust-anchor key ca.crt", "ConfigMap " + v1alpha1.DefaultTrustedRootsConfigMap, "kubectl patch bundle"}},
+		{"the trusted set and a second source", bundle(trusted, anchor), []identitycheck.Status{identitycheck.Fail}, []string{"Secret linkerd-trust-anchor"}},
+		{"no Bundle: something else writes the roots", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fake.NewClientBuilder()
+			if tc.bundle != nil {
+				b = b.WithObjects(tc.bundle)
+			}
+			res := bundleSourceCheck(context.Background(), b.Build(), iss, v1alpha1.DefaultTrustRootsConfigMap)
+			var got []identitycheck.Status
+			for _, r := range res {
+				got = append(got, r.Status)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("results %+v, want %v", res, tc.want)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(res[0].Detail, s) {
+					t.Errorf("detail %q lacks %q", res[0].Detail, s)
+				}
+			}
+		})
+	}
+	if res := bundleSourceCheck(context.Background(), fake.NewClientBuilder().Build(), &v1alpha1.LinkerdCAClusterIssuer{}, "x"); len(res) != 0 {
+		t.Errorf("an issuer without spec.rotation: %+v, want no check", res)
 	}
 }

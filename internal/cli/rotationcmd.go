@@ -111,6 +111,12 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 	if st.Deadline != nil {
 		fmt.Fprintf(w, "deadline\t%s (the identity issuer in place expires)\n", st.Deadline.UTC().Format(time.RFC3339))
 	}
+	for _, m := range st.TrustRootsMissing {
+		fmt.Fprintf(w, "missing from Linkerd's trust roots\t%s\n", m)
+	}
+	for _, b := range st.Blocked {
+		fmt.Fprintf(w, "blocked\t%s\n", b)
+	}
 	fmt.Fprintf(w, "pods behind\t%d of %d\n%s\n", st.PodsBehind, st.PodsTotal, st.Message)
 	if err := w.Flush(); err != nil || st.NextRoot == "" {
 		return err
@@ -129,7 +135,7 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 	}
 	var pods []podtrust.Pod
 	for i := range list.Items {
-		if p, ok := podtrust.Of(&list.Items[i]); ok {
+		if p, ok := podtrust.Of(&list.Items[i]); ok && p.Live() {
 			pods = append(pods, p)
 		}
 	}
@@ -137,7 +143,10 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 	fmt.Fprintln(w, "\nPOD\tWORKLOAD\tHOLDS")
 	for _, p := range rotation.Behind(pods, st.NextRoot, st.BundleGainedAt, bundle) {
 		workload, holds := p.Workload.String(), fmt.Sprintf("%d roots inline", len(p.Inline))
-		if !p.Workload.Restartable() {
+		switch {
+		case p.Workload.Owner != "":
+			workload += ": its controller replaces the pod, not a restart"
+		case !p.Workload.Restartable():
 			workload = "none: delete or re-create the pod"
 		}
 		switch {

@@ -3,6 +3,8 @@ package controller
 import (
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -50,6 +52,9 @@ func (s *Signer) checkSigningRoot(iss v1alpha1.GenericIssuer, anchor *signer.Anc
 		// A new issuer, or one created again over a rotation in progress:
 		// the rotation controller first reads from the cluster which root
 		// the mesh runs on.
+		if c := meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionRotation); c != nil && c.Status == metav1.ConditionFalse {
+			return fmt.Errorf("%s: the rotation controller does not rotate this issuer (%s: %s), so nothing is signed", ReasonRotationHeld, c.Reason, c.Message)
+		}
 		return fmt.Errorf("%s: waiting for the rotation controller to decide, from the identity issuer in place and the pods, which root this issuer signs under (condition %s says why, if it does not)",
 			ReasonRotationHeld, v1alpha1.ConditionRotation)
 	}

@@ -1,10 +1,14 @@
 package rotator
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
@@ -48,6 +52,30 @@ func ownedByAnother(cm *corev1.ConfigMap, iss v1alpha1.GenericIssuer) string {
 		}
 	}
 	return ""
+}
+
+// ownerLives says whether the issuer an owner annotation names still
+// exists. A set whose writer is gone (deleted for good, or renamed by a
+// reinstall) is taken over: the new writer rebuilds its state from the
+// cluster, and adopts the record only where the identity issuer in place
+// agrees with it.
+func ownerLives(ctx context.Context, c client.Reader, owner string) (bool, error) {
+	parts := strings.Split(owner, "/")
+	iss := v1alpha1.NewIssuerOfKind(parts[0])
+	if iss == nil || len(parts) < 2 || len(parts) > 3 {
+		return true, nil // not ours to judge: keep refusing
+	}
+	key := client.ObjectKey{Name: parts[len(parts)-1]}
+	if len(parts) == 3 {
+		key.Namespace = parts[1]
+	}
+	switch err := c.Get(ctx, key, iss); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return true, err
+	}
+	return true, nil
 }
 
 func recordOf(cm *corev1.ConfigMap) *v1alpha1.RotationStatus {

@@ -3,6 +3,7 @@ package rotator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
@@ -60,14 +62,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.refuse(ctx, iss, "ControlPlaneNotInNamespace", fmt.Sprintf(
 			"a rotating LinkerdCAIssuer rotates only the control plane of its own namespace: set spec.controlPlaneNamespace to %q, or rotate %q's roots with a LinkerdCAClusterIssuer", ns, controller.PolicyFor(iss, nil).ControlPlaneNamespace))
 	}
+	if cp := controller.PolicyFor(iss, nil).ControlPlaneNamespace; len(r.Signer.WatchNamespaces) > 0 && !slices.Contains(r.Signer.WatchNamespaces, cp) {
+		return ctrl.Result{}, r.refuse(ctx, iss, "ControlPlaneNotWatched", fmt.Sprintf(
+			"namespace %q (spec.controlPlaneNamespace) is not watched, so its trust roots, identity issuer and pods cannot be read: add it to --watch-namespaces (Helm value watchNamespaces)", cp))
+	}
 	o, err := r.observe(ctx, iss)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if owner := ownedByAnother(o.trusted, iss); owner != "" {
-		return ctrl.Result{}, r.refuse(ctx, iss, "TrustedSetConflict", fmt.Sprintf(
-			"ConfigMap %s is the trusted set of %s, and a trusted set has one writer: give this issuer its own (spec.rotation.trustedRootsConfigMapName) or remove spec.rotation from one of them",
-			r.trustedRef(iss), owner))
+		lives, err := ownerLives(ctx, r.Client, owner)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if lives {
+			return ctrl.Result{}, r.refuse(ctx, iss, "TrustedSetConflict", fmt.Sprintf(
+				"ConfigMap %s is the trusted set of %s, and a trusted set has one writer: give this issuer its own (spec.rotation.trustedRootsConfigMapName) or remove spec.rotation from one of them",
+				r.trustedRef(iss), owner))
+		}
+		log.FromContext(ctx).Info("taking over a trusted set whose issuer is gone", "trustedSet", r.trustedRef(iss).String(), "previousIssuer", owner)
 	}
 	if o.Anchor == "" && o.Prev == nil {
 		return ctrl.Result{RequeueAfter: resync}, nil

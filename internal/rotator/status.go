@@ -14,16 +14,12 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
-// ConditionTrustRootsSynced says whether Linkerd's trust roots hold every
-// root the mesh needs (the one signed under, those retiring).
-const ConditionTrustRootsSynced = "TrustRootsSynced"
-
 // applyStatus server-side-applies status.rotation, the Rotation condition
 // and the TrustRootsSynced condition under the rotation's own field
 // manager.
 func (r *Reconciler) applyStatus(ctx context.Context, iss v1alpha1.GenericIssuer, st v1alpha1.RotationStatus) error {
 	if prev := iss.GetStatus().Rotation; prev != nil && equality.Semantic.DeepEqual(*prev, st) &&
-		meta.FindStatusCondition(iss.GetStatus().Conditions, ConditionTrustRootsSynced) != nil {
+		meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionTrustRootsSynced) != nil {
 		return nil
 	}
 	status := metav1.ConditionFalse
@@ -31,13 +27,13 @@ func (r *Reconciler) applyStatus(ctx context.Context, iss v1alpha1.GenericIssuer
 		status = metav1.ConditionTrue
 	}
 	rotation := metav1.Condition{Type: v1alpha1.ConditionRotation, Status: status, Reason: string(st.Phase), Message: st.Message, LastTransitionTime: st.LastTransitionTime}
-	synced := metav1.Condition{Type: ConditionTrustRootsSynced, Status: metav1.ConditionTrue, Reason: "Synced",
+	synced := metav1.Condition{Type: v1alpha1.ConditionTrustRootsSynced, Status: metav1.ConditionTrue, Reason: "Synced",
 		Message: "Linkerd's trust roots hold every root the trusted set keeps in use"}
 	if len(st.TrustRootsMissing) > 0 {
 		synced.Status, synced.Reason = metav1.ConditionFalse, "Drift"
 		synced.Message = "Linkerd's trust roots lack " + strings.Join(st.TrustRootsMissing, ", ") + ": make trust-manager's Bundle for them take the trusted set as its only source"
 	}
-	if prev := meta.FindStatusCondition(iss.GetStatus().Conditions, ConditionTrustRootsSynced); prev != nil && prev.Status == synced.Status {
+	if prev := meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionTrustRootsSynced); prev != nil && prev.Status == synced.Status {
 		synced.LastTransitionTime = prev.LastTransitionTime
 	} else {
 		synced.LastTransitionTime = metav1.NewTime(r.Clock.Now())

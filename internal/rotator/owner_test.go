@@ -1,0 +1,79 @@
+package rotator
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
+)
+
+// ownedSet is the trusted set as another issuer, named in its annotation,
+// last wrote it.
+func ownedSet(owner string, pem []byte) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "trusted",
+		Annotations: map[string]string{OwnerAnnotation: owner}},
+		Data: map[string]string{v1alpha1.DefaultTrustRootsKey: string(pem)}}
+}
+
+func rotationCondition(t *testing.T, h *harness) *metav1.Condition {
+	t.Helper()
+	iss := &v1alpha1.LinkerdCAIssuer{}
+	if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "linkerd"}, iss); err != nil {
+		t.Fatal(err)
+	}
+	return meta.FindStatusCondition(iss.Status.Conditions, v1alpha1.ConditionRotation)
+}
+
+func TestTrustedSetOfALiveIssuerIsRefused(t *testing.T) {
+	a := anchor(t)
+	other := issuer("anchor")
+	other.Name = "other"
+	h := newHarness(t, rotation.Config{}, issuer("anchor"), other, secret("anchor", a),
+		ownedSet(v1alpha1.IssuerKind+"/"+ns+"/other", a.CertPEM))
+	h.reconcile()
+	c := rotationCondition(t, h)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != "TrustedSetConflict" || !strings.Contains(c.Message, "other") {
+		t.Fatalf("condition %+v; want TrustedSetConflict naming the other issuer", c)
+	}
+	var cm corev1.ConfigMap
+	_ = h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "trusted"}, &cm)
+	if cm.Annotations[OwnerAnnotation] != v1alpha1.IssuerKind+"/"+ns+"/other" {
+		t.Errorf("the refused issuer wrote the set: owner %q", cm.Annotations[OwnerAnnotation])
+	}
+}
+
+// A set outlives its issuer on purpose; once that issuer is gone for good,
+// another one takes it over rather than waiting forever.
+func TestTrustedSetOfAGoneIssuerIsTakenOver(t *testing.T) {
+	a := anchor(t)
+	h := newHarness(t, rotation.Config{}, issuer("anchor"), secret("anchor", a),
+		ownedSet(v1alpha1.IssuerKind+"/"+ns+"/deleted", a.CertPEM))
+	h.reconcile()
+	st := h.issuer().Status.Rotation
+	if st.Phase != v1alpha1.RotationStable || st.SigningRoot != fp(a) {
+		t.Errorf("status %+v; want Stable under the anchor", st)
+	}
+	var cm corev1.ConfigMap
+	_ = h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "trusted"}, &cm)
+	if cm.Annotations[OwnerAnnotation] != ownerName(issuer("anchor")) {
+		t.Errorf("owner %q; want this issuer", cm.Annotations[OwnerAnnotation])
+	}
+}
+
+func TestUnwatchedControlPlaneIsRefused(t *testing.T) {
+	a := anchor(t)
+	h := newHarness(t, rotation.Config{}, issuer("anchor"), secret("anchor", a))
+	h.r.Signer.WatchNamespaces = []string{"cert-manager"}
+	h.reconcile()
+	c := rotationCondition(t, h)
+	if c == nil || c.Reason != "ControlPlaneNotWatched" || !strings.Contains(c.Message, "--watch-namespaces") {
+		t.Fatalf("condition %+v; want ControlPlaneNotWatched naming the flag", c)
+	}
+}
