@@ -19,6 +19,7 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -134,6 +135,27 @@ func TestKMSAnchor(t *testing.T) {
 	})
 
 	t.Run("the certificate in a ConfigMap", func(t *testing.T) { testKMSConfigMapAnchor(t, kc) })
+
+	t.Run("a namespaced issuer naming the cluster's key is refused, nothing signed", func(t *testing.T) {
+		// A tenant who may edit a watched namespace copies the public root
+		// into a Secret of its own and names the platform's key.
+		copied := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsAdmissionTenant, Name: "copied-root"},
+			Data: map[string][]byte{corev1.TLSCertKey: anchor.Data[corev1.TLSCertKey]}}
+		create(t, copied)
+		tenant := &v1alpha1.LinkerdCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: nsAdmissionTenant, Name: "borrowed-key"},
+			Spec: v1alpha1.IssuerSpec{TrustAnchorSecretName: copied.Name, ControlPlaneNamespace: nsAdmissionTenant,
+				KMS: &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/e2e-root"}}, TrustRoots: v1alpha1.TrustRootsReference{Check: ptr.To(false)}}}
+		err := cl.Create(ctx, tenant)
+		if err == nil {
+			t.Cleanup(func() { _ = cl.Delete(ctx, tenant) })
+		}
+		if err == nil || !strings.Contains(err.Error(), "spec.kms is allowed only on a LinkerdCAClusterIssuer") {
+			t.Fatalf("creating a LinkerdCAIssuer with spec.kms: %v; want it refused at apply, naming the rule", err)
+		}
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(tenant), &v1alpha1.LinkerdCAIssuer{}); err == nil {
+			t.Error("the refused issuer exists")
+		}
+	})
 
 	t.Run("keys that cannot be the anchor's are refused with what to fix", func(t *testing.T) {
 		kmsKey(t, kc, kmstypes.KeySpecEccNistP384, "alias/e2e-p384")

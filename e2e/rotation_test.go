@@ -70,6 +70,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 
 	t.Run("root Certificate renewed in place: held, then completed by restarts", func(t *testing.T) {
 		before := m.root(t)
+		left := m.addLeftovers(t)
 		renew(t, nsCluster, rotationRoot)
 		st := m.waitPhase(t, v1alpha1.RotationHeld, 60*time.Second)
 		issuer := m.identityIssuer(t)
@@ -106,8 +107,13 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		}
 		m.assertIssuerUnder(t, before)
 		m.restartIssuer(t, "--rotation-restarts")
+		// The finished Job's pod and the evicted pod hold nothing up; the
+		// paused Deployment is named with its step, and the rest go on.
+		left.waitBlocked(t, m)
+		left.resume(t)
 		m.waitStable(t, m.anchorRoot(t), 4*time.Minute)
 		m.assertRestartedOnce(t, m.anchorRoot(t))
+		left.remove(t)
 		// The figure docs/performance.md quotes: what the issuer wrote from
 		// its restart with restarts on to Stable, the request it signed too.
 		t.Logf("API writes by the issuer from restarts on to Stable: %v", issuerWrites(t))
@@ -163,6 +169,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 
 	t.Run("new anchor Secret without restarts: waits, names who is behind, a bare pod blocks", func(t *testing.T) {
 		m.restartIssuer(t)
+		previous := m.root(t)
 		bare := meshedPod(t, workloadNamespace(0), "bare")
 		next := newAnchor(t)
 		create(suite, anchorSecret(nsCluster, "e2e-rotation-third", next))
@@ -176,6 +183,14 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 			}
 			return nil
 		})
+		// Reinstalled mid-rotation (Helm, Argo CD replace): the status is
+		// lost, the cluster is not. It resumes under the previous root.
+		m.recreateIssuer(t)
+		if st = m.waitPhase(t, v1alpha1.RotationPropagating, 60*time.Second); st.SigningRoot != previous || st.NextRoot != root {
+			t.Errorf("re-created mid-rotation: signing %s, next %s; want signing the previous root %s, next %s", short(st.SigningRoot), short(st.NextRoot), short(previous), short(root))
+		}
+		m.waitTrustRootsHold(t, previous, root)
+		m.assertIssuerUnder(t, previous)
 		if code, out := linkerdCACheck(); code != 0 || !strings.Contains(out, "rotation") {
 			t.Errorf("linkerd-ca check while propagating: exit %d, want a warning, not a failure:\n%s", code, out)
 		}
@@ -205,6 +220,23 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		}
 		m.waitStable(t, root, 2*time.Minute)
 		m.assertIssuerUnder(t, root)
+	})
+
+	t.Run("the old guide's Bundle is caught before it drops a root", func(t *testing.T) {
+		const bundleCheck = "trust-manager's Bundle takes the rotation's trusted set as its only source"
+		if _, out := linkerdCACheck(); !strings.Contains(out, "√ "+bundleCheck) {
+			t.Errorf("linkerd-ca check with the trusted set as the Bundle's source: want %q passed:\n%s", bundleCheck, out)
+		}
+		trusted := meshBundle().Object["spec"].(map[string]any)["sources"].([]any)
+		setBundleSources(t, map[string]any{"secret": map[string]any{"name": m.iss.Spec.TrustAnchorSecretName, "key": corev1.TLSCertKey}})
+		defer setBundleSources(t, trusted...)
+		// The roots still match: only the Bundle's source shows it.
+		m.waitTrustRootsHold(t, m.root(t))
+		code, out := linkerdCACheck()
+		if code == 0 || !strings.Contains(out, "Bundle "+guide.TrustRoots+" sources Secret "+m.iss.Spec.TrustAnchorSecretName+" key tls.crt") ||
+			!strings.Contains(out, "ConfigMap "+rotationTrusted) {
+			t.Errorf("linkerd-ca check with the old guide's Bundle: exit %d, want a failure naming the source and the fix:\n%s", code, out)
+		}
 	})
 }
 

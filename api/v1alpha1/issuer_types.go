@@ -190,6 +190,7 @@ type TrustAnchorStatus struct {
 // +kubebuilder:printcolumn:name="Message",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
 // +kubebuilder:printcolumn:name="Anchor Expires",type="string",JSONPath=".status.trustAnchor.notAfter",priority=1
 // +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.kms)",message="spec.kms is allowed only on a LinkerdCAClusterIssuer: a KMS key is the controller's to use, and a namespaced issuer could name the platform's key beside a copy of its public certificate; use a LinkerdCAClusterIssuer, or keep this namespace's root in a Secret (spec.trustAnchorSecretName)"
 
 // LinkerdCAIssuer signs Linkerd identity issuer certificates from a trust
 // anchor Secret in its own namespace, for Certificates in that namespace.

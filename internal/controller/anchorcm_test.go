@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
@@ -112,5 +113,34 @@ func TestConfigMapAnchorKey(t *testing.T) {
 	}
 	if got, want := s.anchorKey(clusterIssuer()), (types.NamespacedName{Namespace: "linkerd-ca-issuer", Name: "linkerd-trust-anchor"}); got != want {
 		t.Errorf("Secret anchor key %s, want %s", got, want)
+	}
+}
+
+// TestNamespacedIssuerCannotUseAKMSKey: a tenant who may create issuers in
+// a watched namespace names the platform's KMS key beside a copy of the
+// root's public certificate, the trust gate off. It is refused at Check and
+// at Sign, nothing is signed, and the key is never opened.
+func TestNamespacedIssuerCannotUseAKMSKey(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	iss := issuer("team-a")
+	iss.Spec.TrustAnchorSecretName = "copied-root"
+	iss.Spec.KMS = &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/linkerd-root"}}
+	iss.Spec.TrustRoots.Check = ptr.To(false)
+	copied := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "copied-root", UID: "s-1", ResourceVersion: "1"},
+		Data: map[string][]byte{corev1.TLSCertKey: a.CertPEM}}
+	s, _ := newSigner(t, copied, iss)
+	s.WatchNamespaces = append(s.WatchNamespaces, "team-a")
+	keys := &heldKey{key: a.Key}
+	s.Keys = keys
+	want := "LinkerdCAIssuer team-a/linkerd names a KMS key (spec.kms aws:alias/linkerd-root), and KMS keys sign only for LinkerdCAClusterIssuers"
+	if err := s.Check(context.Background(), iss); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Check: %v\nwant %s…", err, want)
+	}
+	bundle, err := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("team-a")), iss)
+	if err == nil || len(bundle.ChainPEM) != 0 || !strings.Contains(err.Error(), want) {
+		t.Errorf("Sign: %d bytes signed, error %v; want nothing signed and %s…", len(bundle.ChainPEM), err, want)
+	}
+	if keys.opens != 0 {
+		t.Errorf("the platform's key was opened %d times for a tenant's issuer", keys.opens)
 	}
 }

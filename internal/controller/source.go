@@ -53,6 +53,16 @@ func TrustRootsConfigMap(iss v1alpha1.GenericIssuer) (ref types.NamespacedName, 
 // control plane namespace rule, for anyone allowed to create issuers and
 // Certificates in that namespace, even without leave to read its Secrets.
 func (s *Signer) checkScope(iss v1alpha1.GenericIssuer) error {
+	if !iss.IsClusterScoped() && iss.GetSpec().KMS != nil {
+		// A KMS key is the controller's to use, not the namespace's: the
+		// root certificate is public (every proxy carries it), so anyone who
+		// may create an issuer in a watched namespace could name the
+		// platform's key beside a copy of it and get a CA under the mesh's
+		// root. The CRD refuses it at apply; this holds for objects stored
+		// before that rule.
+		return fmt.Errorf("%s %s/%s names a KMS key (spec.kms %s), and KMS keys sign only for %ss, which only cluster administrators create; move the issuer to a %s, or keep this namespace's own root in a Secret (spec.trustAnchorSecretName with tls.key)",
+			iss.IssuerKind(), iss.GetNamespace(), iss.GetName(), iss.GetSpec().KMS, v1alpha1.ClusterIssuerKind, v1alpha1.ClusterIssuerKind)
+	}
 	if iss.IsClusterScoped() || iss.GetNamespace() != s.ClusterResourceNamespace {
 		return nil
 	}

@@ -1,0 +1,205 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
+)
+
+// What a real cluster holds beside the mesh's running pods, and must not
+// stop a rotation: a finished Job's pod, an evicted pod its ReplicaSet left
+// behind, a paused Deployment that a restart cannot roll.
+type leftovers struct {
+	finished, evicted client.ObjectKey
+	paused            *appsv1.Deployment
+}
+
+// addLeftovers makes them under the current root, so that after a renewal
+// each of them holds only the old one.
+func (m *rotationMesh) addLeftovers(t *testing.T) *leftovers {
+	t.Helper()
+	l := &leftovers{}
+	ns := workloadNamespace(1)
+
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/batch:1"}}}}}}
+	create(t, job)
+	var pod corev1.Pod
+	eventually(t, 60*time.Second, "the Job's pod running", func() error {
+		var pods corev1.PodList
+		if err := cl.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
+			return err
+		}
+		if len(pods.Items) != 1 || !podReady(&pods.Items[0]) {
+			return fmt.Errorf("%d pods", len(pods.Items))
+		}
+		pod = pods.Items[0]
+		return nil
+	})
+	// Its container exits 0, as a kubelet reports it: the Job completes and
+	// its pod stays, as a CronJob's history does.
+	finish(t, &pod, corev1.PodSucceeded, "", "Completed", 0)
+	l.finished = client.ObjectKeyFromObject(&pod)
+	eventually(t, 60*time.Second, "the Job complete", func() error {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
+			return err
+		}
+		if job.Status.Succeeded != 1 {
+			return fmt.Errorf("status %+v", job.Status)
+		}
+		return nil
+	})
+
+	// The kubelet evicts a pod of a Deployment under node pressure: phase
+	// Failed, left in place; its ReplicaSet makes a replacement.
+	victim := podsOf(t, m.workloads[1])[0]
+	finish(t, &victim, corev1.PodFailed, "Evicted", "Error", 137)
+	l.evicted = client.ObjectKeyFromObject(&victim)
+	waitRolledOutBeside(t, m.workloads[1], l.evicted)
+
+	l.paused = deployment(workloadNamespace(2), "paused-app", 2)
+	create(t, l.paused)
+	waitRolledOut(t, l.paused)
+	update(t, l.paused, func() { l.paused.Spec.Paused = true })
+	return l
+}
+
+// finish sets a pod's phase as its kubelet would once its container ended.
+func finish(t *testing.T, pod *corev1.Pod, phase corev1.PodPhase, reason, why string, code int32) {
+	t.Helper()
+	pod.Status.Phase, pod.Status.Reason = phase, reason
+	if reason != "" {
+		pod.Status.Message = "The node was low on resource: memory."
+	}
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodReady || pod.Status.Conditions[i].Type == corev1.ContainersReady {
+			pod.Status.Conditions[i].Status = corev1.ConditionFalse
+		}
+	}
+	for i := range pod.Status.ContainerStatuses {
+		c := &pod.Status.ContainerStatuses[i]
+		c.Ready, c.Started = false, ptr.To(false)
+		c.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: why, FinishedAt: metav1.Now()}}
+	}
+	if err := cl.Status().Update(ctx, pod); err != nil {
+		t.Fatalf("finishing pod %s/%s: %v", pod.Namespace, pod.Name, err)
+	}
+}
+
+// waitRolledOutBeside is waitRolledOut with one finished pod left among
+// the Deployment's.
+func waitRolledOutBeside(t *testing.T, d *appsv1.Deployment, left client.ObjectKey) {
+	t.Helper()
+	eventually(t, 60*time.Second, "a replacement for the evicted pod", func() error {
+		pods := slices.DeleteFunc(podsOf(t, d), func(p corev1.Pod) bool { return p.Name == left.Name })
+		ready := 0
+		for i := range pods {
+			if podReady(&pods[i]) {
+				ready++
+			}
+		}
+		if ready != int(*d.Spec.Replicas) {
+			return fmt.Errorf("%d of %d ready beside the evicted pod", ready, *d.Spec.Replicas)
+		}
+		return nil
+	})
+}
+
+// waitBlocked waits until the status names the paused Deployment as
+// needing a manual step, with the step, while every other workload went
+// on.
+func (l *leftovers) waitBlocked(t *testing.T, m *rotationMesh) {
+	t.Helper()
+	name := "Deployment " + l.paused.Namespace + "/" + l.paused.Name
+	eventually(t, 3*time.Minute, "only the paused Deployment behind, named with its manual step", func() error {
+		st := m.status(t)
+		if !slices.ContainsFunc(st.Blocked, func(b string) bool { return strings.Contains(b, name) && strings.Contains(b, "kubectl rollout resume") }) {
+			return fmt.Errorf("%s, blocked %v", st.Phase, st.Blocked)
+		}
+		if st.PodsBehind != *l.paused.Spec.Replicas {
+			return fmt.Errorf("%d behind %v, want the paused Deployment's %d alone", st.PodsBehind, st.Behind, *l.paused.Spec.Replicas)
+		}
+		return nil
+	})
+	if code, out := linkerdCA("rotation", "status"); code != 0 || !strings.Contains(out, name) {
+		t.Errorf("linkerd-ca rotation status: exit %d, want the paused Deployment named:\n%s", code, out)
+	}
+}
+
+// resume does the manual step, and checks the finished pods are still
+// there: they were present all along and held nothing up.
+func (l *leftovers) resume(t *testing.T) {
+	t.Helper()
+	update(t, l.paused, func() { l.paused.Spec.Paused = false })
+	for _, key := range []client.ObjectKey{l.finished, l.evicted} {
+		var p corev1.Pod
+		if err := cl.Get(ctx, key, &p); err != nil || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
+			t.Errorf("pod %s: %v, phase %s; want it left in place, finished", key, err, p.Status.Phase)
+		}
+	}
+}
+
+// remove deletes them, so that the suite's later rotations start clean.
+func (l *leftovers) remove(t *testing.T) {
+	for _, o := range []client.Object{
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.finished.Namespace, Name: l.finished.Name}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.evicted.Namespace, Name: l.evicted.Name}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: l.finished.Namespace, Name: "nightly"}},
+		l.paused,
+	} {
+		if err := cl.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			t.Error(err)
+		}
+	}
+}
+
+// recreateIssuer deletes the issuer and creates it again from its spec, as
+// a Helm reinstall or an Argo CD replace does: its status is lost.
+func (m *rotationMesh) recreateIssuer(t *testing.T) {
+	t.Helper()
+	spec := *m.iss.Spec.DeepCopy()
+	if err := cl.Delete(ctx, m.iss); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the issuer gone", func() error {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(m.iss), &v1alpha1.LinkerdCAClusterIssuer{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	})
+	m.iss = &v1alpha1.LinkerdCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: rotationIssuer}, Spec: spec}
+	// Not create(): the issuer outlives this subtest, and the suite's own
+	// clean-up deletes it by name.
+	if err := cl.Create(ctx, m.iss); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setBundleSources points the mesh's Bundle at other sources.
+func setBundleSources(t *testing.T, sources ...any) {
+	t.Helper()
+	b := meshBundle()
+	if err := cl.Get(ctx, client.ObjectKey{Name: guide.TrustRoots}, b); err != nil {
+		t.Fatal(err)
+	}
+	b.Object["spec"].(map[string]any)["sources"] = sources
+	if err := cl.Update(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+}
