@@ -19,6 +19,9 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 // What a real cluster holds beside the mesh's running pods, and must not
@@ -202,4 +205,50 @@ func setBundleSources(t *testing.T, sources ...any) {
 	if err := cl.Update(ctx, b); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testSameKeyRenewal overwrites the anchor Secret with a copy of its root
+// renewed with the same key, as cert-manager does with rotationPolicy
+// Never: no hold, the identity issuer renewed meanwhile, the deadline the
+// old copy's expiry, then restarts bring every pod the new copy.
+func (m *rotationMesh) testSameKeyRenewal(t *testing.T, root *testpki.Anchor) {
+	t.Helper()
+	m.restartIssuer(t)
+	// Counted from here: the previous subtest restarted them by hand.
+	for _, d := range append(slices.Clone(m.controlPlan), m.workloads...) {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := m.root(t)
+	if before != signer.Fingerprint(root.Certificate) {
+		t.Fatalf("signing under %s, want the previous subtest's root %s", short(before), short(signer.Fingerprint(root.Certificate)))
+	}
+	renewed, err := root.Renewed(time.Now().Add(-time.Minute), time.Now().Add(2*365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsCluster, Name: m.iss.Spec.TrustAnchorSecretName}}
+	update(t, s, func() { s.Data[corev1.TLSCertKey] = renewed.CertPEM })
+	st := m.waitPhase(t, v1alpha1.RotationPropagating, 60*time.Second)
+	if st.SigningRoot != before || st.Deadline == nil || !st.Deadline.Time.Equal(root.Certificate.NotAfter.Truncate(time.Second)) ||
+		!strings.Contains(st.Message, "renewed with the same key") {
+		t.Errorf("status %+v; want Propagating under the old copy until its expiry %s", st, root.Certificate.NotAfter)
+	}
+	// Signing goes on: the identity issuer renewed now is issued.
+	prev := m.identityIssuer(t)
+	renew(t, nsMesh, localcp.IdentityIssuerSecret)
+	eventually(t, 60*time.Second, "the identity issuer renewed during the propagation", func() error {
+		if got := m.identityIssuer(t); got.SerialNumber.Cmp(prev.SerialNumber) == 0 {
+			return fmt.Errorf("still serial %s", got.SerialNumber)
+		}
+		return nil
+	})
+	if st := m.status(t); st.Phase == v1alpha1.RotationHeld {
+		t.Errorf("held after a same-key renewal: %s", st.Message)
+	}
+	m.restartIssuer(t, "--rotation-restarts")
+	next := signer.Fingerprint(renewed.Certificate)
+	m.waitStable(t, next, 4*time.Minute)
+	m.assertRestartedOnce(t, next)
 }

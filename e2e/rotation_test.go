@@ -26,6 +26,7 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
 // The rotation suite's mesh: Linkerd's control plane in nsMesh and
@@ -67,6 +68,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 	// Anchor Secrets outlive the subtest that makes them: a rotation signs
 	// under the previous one until the next has propagated.
 	suite := t
+	var third *testpki.Anchor
 
 	t.Run("root Certificate renewed in place: held, then completed by restarts", func(t *testing.T) {
 		before := m.root(t)
@@ -172,6 +174,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		previous := m.root(t)
 		bare := meshedPod(t, workloadNamespace(0), "bare")
 		next := newAnchor(t)
+		third = next
 		create(suite, anchorSecret(nsCluster, "e2e-rotation-third", next))
 		root := signer.Fingerprint(next.Certificate)
 		update(t, m.iss, func() { m.iss.Spec.TrustAnchorSecretName = "e2e-rotation-third" })
@@ -220,6 +223,13 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		}
 		m.waitStable(t, root, 2*time.Minute)
 		m.assertIssuerUnder(t, root)
+	})
+
+	t.Run("the root renewed with the same key: no hold, signing goes on, completed by restarts", func(t *testing.T) {
+		if third == nil {
+			t.Skip("needs the previous subtest's root")
+		}
+		m.testSameKeyRenewal(t, third)
 	})
 
 	t.Run("the old guide's Bundle is caught before it drops a root", func(t *testing.T) {

@@ -72,4 +72,42 @@ func TestTrustWatcherCatchesViolations(t *testing.T) {
 	if v, _ := unsafe.report(); len(v) != 1 || !strings.Contains(v[0], "I2:") {
 		t.Errorf("dropping a root whose leaves may live: %v, want one I2", v)
 	}
+
+	// A finished pod runs no proxy; a running one lacking the root counts.
+	finished := pod("job", a.CertPEM)
+	finished.Status.Phase = corev1.PodSucceeded
+	w := newWatcher()
+	for _, o := range []any{roots(a.CertPEM, b.CertPEM), finished, issuer(b.CertPEM)} {
+		w.observe(o, false)
+	}
+	if v, _ := w.report(); len(v) != 0 {
+		t.Errorf("a finished pod without the root was counted: %v", v)
+	}
+	finished.Status.Phase = corev1.PodRunning
+	w.observe(finished, false)
+	if v, _ := w.report(); len(v) != 1 || !strings.Contains(v[0], "I1: pod app/job") {
+		t.Errorf("the same pod running: %v, want one I1", v)
+	}
+
+	// A copy of the root renewed with the same key verifies the same
+	// issuers; a root with another key under the same subject does not.
+	copyOfA, err := a.Renewed(time.Now().Add(-time.Minute), time.Now().Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = newWatcher()
+	for _, o := range []any{roots(a.CertPEM, copyOfA.CertPEM), pod("p1", a.CertPEM), issuer(copyOfA.CertPEM), roots(copyOfA.CertPEM)} {
+		w.observe(o, false)
+	}
+	if v, _ := w.report(); len(v) != 0 {
+		t.Errorf("signing under a same-key copy of the root a pod holds, and dropping the old copy: %v, want nothing", v)
+	}
+	sameName := newAnchor(t) // same subject CN, another key
+	w = newWatcher()
+	for _, o := range []any{roots(a.CertPEM, sameName.CertPEM), pod("p1", a.CertPEM), issuer(sameName.CertPEM)} {
+		w.observe(o, false)
+	}
+	if v, _ := w.report(); len(v) != 1 || !strings.Contains(v[0], "I1:") {
+		t.Errorf("another key under the same subject: %v, want one I1", v)
+	}
 }

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -27,9 +28,11 @@ import (
 // control-plane pod's roots, every version of Linkerd's trust roots and
 // every identity issuer, and checks ROTATION.md's invariants on each change:
 //
-//   - I1/I4: the identity issuer chains to a root every pod that exists
-//     holds (a pod's inline roots; for a configMapKeyRef pod, the bundle in
-//     effect when it started);
+//   - I1/I4: the identity issuer chains to a root every running pod holds
+//     (a pod's inline roots; for a configMapKeyRef pod, the bundle in
+//     effect when it started), matched as a verifier matches a root: the
+//     same certificate, or an unexpired copy with its subject and key. A
+//     pod that finished (Succeeded, Failed) runs no proxy and is left out;
 //   - I2: a root leaves the bundle only once no leaf under it can be alive:
 //     the leaf lifetime after the identity issuer stopped chaining to it, or
 //     every pod created since.
@@ -126,7 +129,9 @@ func (w *trustWatcher) observe(o any, deleted bool) {
 		}
 		if n := len(w.bundles); n > 0 {
 			for _, r := range w.bundles[n-1].roots {
-				if !slices.Contains(fps, r) {
+				// A root whose copy (same subject and key) stays loses
+				// nothing: a verifier matches either.
+				if !slices.ContainsFunc(fps, func(fp string) bool { return w.same(fp, r) }) {
 					w.checkRetired(r, now)
 				}
 			}
@@ -166,7 +171,7 @@ func (w *trustWatcher) checkHeld() {
 	}
 	for _, p := range w.pods {
 		held, known := w.holds(p)
-		if known && !slices.Contains(held, w.issuerRoot) {
+		if known && !slices.ContainsFunc(held, func(fp string) bool { return w.same(fp, w.issuerRoot) }) {
 			w.violate("I1: pod %s holds %d roots, not %s, the identity issuer's", p.Key(), len(held), short(w.issuerRoot))
 		}
 	}
@@ -189,6 +194,19 @@ func (w *trustWatcher) holds(p podtrust.Pod) (roots []string, known bool) {
 		return roots, true
 	}
 	return p.Inline, true
+}
+
+// same says a proxy holding root a verifies what root b's key signs: the
+// same root, or an unexpired copy of it with the same subject and key (a
+// root renewed with rotationPolicy Never). Matched as a verifier matches,
+// not by the controller's own notion of a root.
+func (w *trustWatcher) same(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ca, cb := w.roots[a], w.roots[b]
+	return ca != nil && cb != nil && time.Now().Before(ca.NotAfter) &&
+		bytes.Equal(ca.RawSubject, cb.RawSubject) && bytes.Equal(ca.RawSubjectPublicKeyInfo, cb.RawSubjectPublicKeyInfo)
 }
 
 // checkRetired is I2, when root leaves the bundle at now.

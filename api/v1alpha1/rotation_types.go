@@ -51,6 +51,12 @@ type RotationStatus struct {
 	// SigningSecretName is the Secret holding SigningRoot's key; during
 	// Propagating, the previous anchor Secret.
 	SigningSecretName string `json:"signingSecretName"`
+	// SigningRootKey identifies SigningRoot's subject and public key (hex
+	// SHA-256). A copy of the root renewed with the same key (cert-manager's
+	// rotationPolicy Never) has it too, and signs what every proxy holding
+	// either copy verifies: the issuer goes on signing with it, no hold.
+	// +optional
+	SigningRootKey string `json:"signingRootKey,omitempty"`
 	// NextRoot is the fingerprint of the root being rolled out.
 	// +optional
 	NextRoot string `json:"nextRoot,omitempty"`
@@ -93,7 +99,9 @@ type RotationStatus struct {
 	// +optional
 	Restarting int32 `json:"restarting,omitempty"`
 	// Deadline is when the identity issuer in place expires: a rotation
-	// still Held then leaves the mesh without a valid issuer.
+	// still Held then leaves the mesh without a valid issuer. For a copy
+	// of the root renewed with the same key, it is when the old copy
+	// expires: a proxy holding only that copy then trusts nothing new.
 	// +optional
 	Deadline *metav1.Time `json:"deadline,omitempty"`
 	// Message says what the rotation waits for.

@@ -61,6 +61,11 @@ func (s *Signer) checkSigningRoot(iss v1alpha1.GenericIssuer, anchor *signer.Anc
 	if st.SigningRoot == signer.Fingerprint(anchor.Certificate) {
 		return nil
 	}
+	if st.SigningRootKey != "" && st.SigningRootKey == signer.RootKey(anchor.Certificate) {
+		// The root renewed with the same key and subject: what it signs,
+		// a proxy holding the copy in use verifies.
+		return nil
+	}
 	off := ""
 	if !s.Rotation {
 		off = "; the rotation controller is off (--rotation=false, Helm rotation.enabled=false): turn it back on to finish the rotation"

@@ -71,4 +71,22 @@ type Observed struct {
 	// Workloads is what was read of each restartable workload behind;
 	// absent when the workload was not found.
 	Workloads map[podtrust.Workload]WorkloadState
+	// Roots is what a verifier sees of each root observed anywhere (anchor
+	// Secrets, the trusted set, Linkerd's trust roots).
+	Roots map[string]Root
+}
+
+// Root is a root as a verifier matches it.
+type Root struct {
+	// Key is signer.RootKey: equal for copies renewed with the same key.
+	Key      string
+	NotAfter time.Time
+}
+
+// renewedCopy says the anchor is a copy of the signing root renewed with
+// the same key and subject: what one signs, a proxy holding the other
+// verifies, so it is no new trust root.
+func (o Observed) renewedCopy(signing string) bool {
+	a, s := o.Roots[o.Anchor], o.Roots[signing]
+	return o.Anchor != signing && a.Key != "" && a.Key == s.Key
 }

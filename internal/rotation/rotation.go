@@ -75,6 +75,12 @@ func Decide(cfg Config, o Observed) Decision {
 	// nothing, so it blocks nothing.
 	o.Pods = slices.DeleteFunc(slices.Clone(o.Pods), func(p podtrust.Pod) bool { return !p.Live() })
 	st, keyHeld := start(o)
+	if r, ok := o.Roots[st.SigningRoot]; ok {
+		st.SigningRootKey = r.Key
+	}
+	// The same key renewed: the Secret's key still signs for the root in
+	// use, so nothing holds.
+	keyHeld = keyHeld || (o.renewedCopy(st.SigningRoot) && o.Keys[o.Anchor] != "")
 	d := Decision{}
 	st.PodsBehind, st.Behind, st.Unrestartable, st.Blocked, st.Restarting, st.Deadline = 0, nil, nil, nil, 0, nil
 	st.PodsTotal = int32(len(o.Pods))
@@ -135,7 +141,14 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 	if !keyHeld {
 		st.Phase = v1alpha1.RotationHeld
 	}
-	if !o.Identity.NotAfter.IsZero() {
+	copied := o.renewedCopy(st.SigningRoot)
+	switch {
+	case copied && !o.Roots[st.SigningRoot].NotAfter.IsZero():
+		// Signing goes on; what ends is the old copy, the only one the
+		// proxies behind hold.
+		t := metav1.NewTime(o.Roots[st.SigningRoot].NotAfter)
+		st.Deadline = &t
+	case !o.Identity.NotAfter.IsZero():
 		t := metav1.NewTime(o.Identity.NotAfter)
 		st.Deadline = &t
 	}
@@ -161,6 +174,12 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 		st.Message = fmt.Sprintf("held: Secret %s no longer holds the previous root's key (overwritten with the new root, or deleted), so nothing is signed until the new root has propagated; %s", st.SigningSecretName, st.Message)
 		if st.Deadline != nil {
 			st.Message += fmt.Sprintf("; the identity issuer in place expires at %s", st.Deadline.UTC().Format(time.RFC3339))
+		}
+	}
+	if copied && st.Phase == v1alpha1.RotationPropagating {
+		st.Message = "the root was renewed with the same key, so signing goes on under it; " + st.Message
+		if st.Deadline != nil {
+			st.Message += fmt.Sprintf("; the old copy, the only one they hold, expires at %s", st.Deadline.UTC().Format(time.RFC3339))
 		}
 	}
 	if len(st.Unrestartable) > 0 {

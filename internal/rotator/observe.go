@@ -99,6 +99,10 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 	if err := r.observeIdentity(ctx, iss, o); err != nil {
 		return nil, err
 	}
+	o.Roots = make(map[string]rotation.Root, len(o.certs))
+	for fp, c := range o.certs {
+		o.Roots[fp] = rotation.Root{Key: signer.RootKey(c), NotAfter: c.NotAfter}
+	}
 	return o, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
 // ownedSet is the trusted set as another issuer, named in its annotation,
@@ -75,5 +77,29 @@ func TestUnwatchedControlPlaneIsRefused(t *testing.T) {
 	c := rotationCondition(t, h)
 	if c == nil || c.Reason != "ControlPlaneNotWatched" || !strings.Contains(c.Message, "--watch-namespaces") {
 		t.Fatalf("condition %+v; want ControlPlaneNotWatched naming the flag", c)
+	}
+}
+
+// The anchor Secret renewed in place with the same key (cert-manager's
+// rotationPolicy Never): no hold, the key recorded for the signer, the
+// deadline the old copy's expiry.
+func TestSameKeyRenewalPropagatesWithoutAHold(t *testing.T) {
+	old := anchor(t)
+	renewed, err := old.Renewed(start, start.Add(2*365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, idSecret := identityIssuer(t, old, start.Add(40*time.Hour))
+	anchorSecret := secret("anchor", old)
+	h := newHarness(t, rotation.Config{}, issuer("anchor"), anchorSecret, linkerdRoots(old), meshedPod("bare", "", old), crt, idSecret)
+	h.reconcile()
+	h.update(anchorSecret, func() { anchorSecret.Data = secret("anchor", renewed).Data })
+	h.reconcile()
+	st := h.issuer().Status.Rotation
+	if st.Phase != v1alpha1.RotationPropagating || st.SigningRoot != fp(old) || st.NextRoot != fp(renewed) || st.SigningRootKey != signer.RootKey(old.Certificate) {
+		t.Fatalf("status %+v; want Propagating under the old copy with its key recorded, the renewed copy next", st)
+	}
+	if st.Deadline == nil || !st.Deadline.Time.Equal(old.Certificate.NotAfter) {
+		t.Errorf("deadline %v; want the old copy's expiry %s", st.Deadline, old.Certificate.NotAfter)
 	}
 }

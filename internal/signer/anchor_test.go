@@ -6,6 +6,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +144,31 @@ func BenchmarkParseAnchorOversized(b *testing.B) {
 		if _, err := ParseAnchor(huge, k, testNow); err == nil {
 			b.Fatal("accepted")
 		}
+	}
+}
+
+func TestRootKeyMatchesACopyRenewedWithTheSameKey(t *testing.T) {
+	selfSigned := func(key *ecdsa.PrivateKey, serial int64, cn string) *x509.Certificate {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(time.Duration(serial) * time.Hour), NotAfter: time.Now().Add(time.Duration(serial+1) * time.Hour),
+			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	a, renewed := selfSigned(key, 1, "root"), selfSigned(key, 2, "root")
+	if Fingerprint(renewed) == Fingerprint(a) || RootKey(renewed) != RootKey(a) {
+		t.Error("a copy renewed with the same key and subject: want another fingerprint, the same RootKey")
+	}
+	if RootKey(selfSigned(otherKey, 1, "root")) == RootKey(a) {
+		t.Error("another key has the same RootKey")
+	}
+	if RootKey(selfSigned(key, 1, "another")) == RootKey(a) {
+		t.Error("the same key under another subject has the same RootKey: a verifier would not match it")
 	}
 }

@@ -36,3 +36,15 @@ func Fingerprint(cert *x509.Certificate) string {
 	}
 	return strings.Join(pairs, ":")
 }
+
+// RootKey identifies what a verifier matches a root by: its subject and
+// public key, hex SHA-256. Two certificates with the same RootKey (a root
+// renewed with the same key, cert-manager's rotationPolicy Never) verify
+// the same issuers, so either one in a proxy's roots trusts what the
+// other's key signed.
+func RootKey(cert *x509.Certificate) string {
+	h := sha256.New()
+	h.Write(cert.RawSubject)
+	h.Write(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(h.Sum(nil))
+}

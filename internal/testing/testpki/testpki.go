@@ -104,6 +104,24 @@ func NewAnchorWith(mutate func(*x509.Certificate), notBefore, notAfter time.Time
 	return &Anchor{Certificate: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
 }
 
+// Renewed is a new copy of the anchor with the same key and subject (what
+// cert-manager's rotationPolicy Never makes of a renewal): another
+// serial, another validity, another fingerprint.
+func (a *Anchor) Renewed(notBefore, notAfter time.Time) (*Anchor, error) {
+	tmpl := *a.Certificate
+	tmpl.SerialNumber = new(big.Int).Add(a.Certificate.SerialNumber, big.NewInt(1))
+	tmpl.NotBefore, tmpl.NotAfter = notBefore, notAfter
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, a.Key.Public(), a.Key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &Anchor{Certificate: cert, Key: a.Key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: a.KeyPEM}, nil
+}
+
 // CSRFor returns a PEM CSR for crt the way cert-manager generates it, and
 // the private key it carries.
 func CSRFor(crt *cmapi.Certificate) ([]byte, crypto.Signer, error) {
