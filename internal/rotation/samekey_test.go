@@ -17,7 +17,7 @@ func overwrittenWithACopy(copyKey string) Observed {
 		Keys: map[string]string{rootB: "anchor"}, Bundle: []string{rootA, rootB}, BundleFound: true, TrustedFound: true, Trusted: []string{rootA},
 		Pods:     []podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA, rootB)},
 		Identity: IdentityIssuer{Root: rootA, NotAfter: identityExpiry},
-		Roots: map[string]Root{rootA: {Key: "k-aa", NotAfter: oldExpiry}, rootB: {Key: copyKey, NotAfter: oldExpiry.Add(365 * 24 * time.Hour)}}}
+		Roots:    map[string]Root{rootA: {Key: "k-aa", NotAfter: oldExpiry}, rootB: {Key: copyKey, NotAfter: oldExpiry.Add(365 * 24 * time.Hour)}}}
 }
 
 func TestSameKeyRenewalDoesNotHold(t *testing.T) {
