@@ -182,7 +182,7 @@ func (m *rotationMesh) recreateIssuer(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "the issuer gone", func() error {
 		if err := cl.Get(ctx, client.ObjectKeyFromObject(m.iss), &v1alpha1.LinkerdCAClusterIssuer{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there: %v", err)
+			return fmt.Errorf("still there: %w", err)
 		}
 		return nil
 	})
@@ -251,4 +251,26 @@ func (m *rotationMesh) testSameKeyRenewal(t *testing.T, root *testpki.Anchor) {
 	next := signer.Fingerprint(renewed.Certificate)
 	m.waitStable(t, next, 4*time.Minute)
 	m.assertRestartedOnce(t, next)
+}
+
+// acceptBehind is the override: without --accept-behind the CLI names the
+// pod it would break and records nothing; with it, the switch proceeds, and
+// says so in a Warning event and the status.
+func (m *rotationMesh) acceptBehind(t *testing.T, pod string) {
+	t.Helper()
+	if code, out := linkerdCA("rotation", "switch"); code == 0 || !strings.Contains(out, pod) || !strings.Contains(out, "--accept-behind") {
+		t.Errorf("linkerd-ca rotation switch without --accept-behind: exit %d, want a refusal naming %s:\n%s", code, pod, out)
+	}
+	time.Sleep(2 * time.Second)
+	if st := m.status(t); st.Phase != v1alpha1.RotationPropagating {
+		t.Fatalf("phase %s after a refused switch; want still Propagating", st.Phase)
+	}
+	m.watcher.accept(pod)
+	if code, out := linkerdCA("rotation", "switch", "--accept-behind"); code != 0 || !strings.Contains(out, pod) {
+		t.Fatalf("linkerd-ca rotation switch --accept-behind: exit %d, want the decision recorded naming %s:\n%s", code, pod, out)
+	}
+	m.waitEvent(t, corev1.EventTypeWarning, "RotationSwitchAccepted")
+	if st := m.status(t); !slices.Equal(st.AcceptedBehind, []string{pod}) {
+		t.Errorf("status.rotation.acceptedBehind %v, want [%s]", st.AcceptedBehind, pod)
+	}
 }

@@ -33,6 +33,13 @@ const (
 // stands; True once it is Stable.
 const ConditionRotation = "TrustAnchorRotation"
 
+// AcceptBehindAnnotation is, on an issuer, an operator's decision that the
+// rotation to the root it names (a fingerprint) may switch with pods still
+// behind, which then fail to verify the new identity issuer's certificates
+// until restarted. linkerd-ca rotation switch --accept-behind writes it;
+// the controller never decides it, and ignores it for any other root.
+const AcceptBehindAnnotation = "linkerdca.io/accept-behind"
+
 // ConditionTrustRootsSynced says whether Linkerd's trust roots hold every
 // root the mesh needs (the one signed under, those retiring): False when
 // a Bundle that does not source the trusted set, a hand edit or a second
@@ -94,6 +101,11 @@ type RotationStatus struct {
 	// second writer). Nothing switches or restarts while any is listed.
 	// +optional
 	TrustRootsMissing []string `json:"trustRootsMissing,omitempty"`
+	// AcceptedBehind names the pods still behind when the operator's
+	// decision (AcceptBehindAnnotation) switched the rotation: they do not
+	// trust the new root until restarted.
+	// +optional
+	AcceptedBehind []string `json:"acceptedBehind,omitempty"`
 	// Restarting is how many workloads the controller restarted for
 	// NextRoot still have pods behind (each is restarted at most once).
 	// +optional

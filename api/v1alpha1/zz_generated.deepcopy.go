@@ -302,6 +302,11 @@ func (in *RotationStatus) DeepCopyInto(out *RotationStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.AcceptedBehind != nil {
+		in, out := &in.AcceptedBehind, &out.AcceptedBehind
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Deadline != nil {
 		in, out := &in.Deadline, &out.Deadline
 		*out = (*in).DeepCopy()

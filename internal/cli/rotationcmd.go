@@ -13,9 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/trustanchor"
 )
 
@@ -52,7 +49,7 @@ under the current root until every meshed pod holds the new one; see
 	}
 	start.Flags().StringVar(&fromSecret, "from-secret", "", "Take this kubernetes.io/tls Secret, beside the current anchor, as the next root instead of making one")
 	start.Flags().StringVar(&anchorNamespace, "anchor-namespace", "cert-manager", "Where a LinkerdCAClusterIssuer's anchor Secrets live: the controller's cluster resource namespace")
-	cmd.AddCommand(status, start)
+	cmd.AddCommand(status, start, newRotationSwitch(g, &certificate))
 	return cmd
 }
 
@@ -121,27 +118,13 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 	if err := w.Flush(); err != nil || st.NextRoot == "" {
 		return err
 	}
-	var cm corev1.ConfigMap
-	var bundle []string
-	if err := c.Get(ctx, client.ObjectKey{Namespace: g.linkerdNamespace, Name: v1alpha1.DefaultTrustRootsConfigMap}, &cm); err == nil {
-		certs, _ := signer.ParseTrustBundle([]byte(cm.Data[v1alpha1.DefaultTrustRootsKey]))
-		for _, cert := range certs {
-			bundle = append(bundle, signer.Fingerprint(cert))
-		}
-	}
-	var list corev1.PodList
-	if err := c.List(ctx, &list, client.MatchingLabels{podtrust.ControlPlaneNSLabel: g.linkerdNamespace}); err != nil {
-		return fmt.Errorf("listing meshed pods: %w", err)
-	}
-	var pods []podtrust.Pod
-	for i := range list.Items {
-		if p, ok := podtrust.Of(&list.Items[i]); ok && p.Live() {
-			pods = append(pods, p)
-		}
+	behind, err := podsBehind(ctx, c, g.linkerdNamespace, st)
+	if err != nil {
+		return err
 	}
 	w = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nPOD\tWORKLOAD\tHOLDS")
-	for _, p := range rotation.Behind(pods, st.NextRoot, st.BundleGainedAt, bundle) {
+	for _, p := range behind {
 		workload, holds := p.Workload.String(), fmt.Sprintf("%d roots inline", len(p.Inline))
 		switch {
 		case p.Workload.Owner != "":

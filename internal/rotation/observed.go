@@ -71,6 +71,9 @@ type Observed struct {
 	// Workloads is what was read of each restartable workload behind;
 	// absent when the workload was not found.
 	Workloads map[podtrust.Workload]WorkloadState
+	// AcceptBehind is the root the operator allowed to be switched to with
+	// pods behind (v1alpha1.AcceptBehindAnnotation); "" when none.
+	AcceptBehind string
 	// Roots is what a verifier sees of each root observed anywhere (anchor
 	// Secrets, the trusted set, Linkerd's trust roots).
 	Roots map[string]Root

@@ -158,3 +158,23 @@ func TestIssuerUpdateSkippedIsReported(t *testing.T) {
 		t.Fatalf("phase %s message %q; want Switching, saying identity skipped the issuer", d.Status.Phase, d.Status.Message)
 	}
 }
+
+// The trusted set is written before the status. A status write lost at a
+// drain's end is decided again, with Linkerd's trust roots already without
+// the retired root: that is the decision carried out, not drift.
+func TestARootJustRetiredIsNoDrift(t *testing.T) {
+	since := metav1.NewTime(t0)
+	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationDraining, SigningRoot: rootB, SigningSecretName: "anchor",
+		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA, Since: &since}}}
+	o := Observed{Now: t0.Add(25 * time.Hour), Prev: prev, SpecSecret: "anchor", Anchor: rootB, TrustedFound: true,
+		Trusted: []string{rootB}, Bundle: []string{rootB}, BundleFound: true, Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}}
+	d := Decide(cfg, o)
+	if d.Status.Phase != v1alpha1.RotationStable || d.Drift != "" || len(d.Status.TrustRootsMissing) != 0 || d.Event == nil || d.Event.Reason == "TrustRootsDrift" {
+		t.Errorf("status %+v drift %q event %+v; want Stable, no drift", d.Status, d.Drift, d.Event)
+	}
+	// Before the drain's end the same bundle is drift: AA is still needed.
+	o.Now = t0.Add(time.Hour)
+	if d := Decide(cfg, o); d.Drift == "" || d.Status.Phase != v1alpha1.RotationDraining {
+		t.Errorf("AA dropped mid-drain: %+v, drift %q; want Draining with drift", d.Status, d.Drift)
+	}
+}

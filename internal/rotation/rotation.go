@@ -59,6 +59,8 @@ type Decision struct {
 	// Drift is set when Linkerd's trust roots lack a root the mesh needs:
 	// nothing switches or restarts until they hold it again.
 	Drift string
+	// accepted says why a switch left pods behind, by the operator's word.
+	accepted string
 }
 
 // settleTime separates the bundle's gaining a root from the restarts it
@@ -97,11 +99,21 @@ func Decide(cfg Config, o Observed) Decision {
 	default:
 		settle(cfg, o, &st, &d)
 	}
+	// A root this very step retired, and whose removal Linkerd's trust
+	// roots already show (the trusted set is written before the status, so
+	// a status write lost after it is decided again), is no drift: only the
+	// roots still kept count.
+	if st.TrustRootsMissing = missing(o, st); len(st.TrustRootsMissing) == 0 {
+		d.Drift = ""
+	}
 	if d.Drift != "" {
 		st.Message = d.Drift + "; " + st.Message
 	}
 	d.Trusted = trusted(st)
 	switch {
+	case d.accepted != "":
+		st.LastTransitionTime = metav1.NewTime(o.Now)
+		d.Event = &Event{Warning: true, Reason: "RotationSwitchAccepted", Detail: d.accepted}
 	case o.Prev == nil || o.Prev.Phase != st.Phase:
 		st.LastTransitionTime = metav1.NewTime(o.Now)
 		d.Event = phaseEvent(st)
@@ -116,14 +128,27 @@ func Decide(cfg Config, o Observed) Decision {
 // It is trusted at once, and signed under once every pod holds it.
 func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus, d *Decision) {
 	if st.NextRoot != o.Anchor {
-		st.NextRoot, st.BundleGainedAt = o.Anchor, nil
+		st.NextRoot, st.BundleGainedAt, st.AcceptedBehind = o.Anchor, nil, nil
 	}
 	if st.BundleGainedAt == nil && slices.Contains(o.Bundle, st.NextRoot) {
 		st.BundleGainedAt = ceil(o.Now)
 	}
 	behind := Behind(o.Pods, st.NextRoot, st.BundleGainedAt, o.Bundle)
 	list(o.Now, st, behind)
-	if st.BundleGainedAt != nil && len(behind) == 0 && d.Drift == "" {
+	// The operator's decision: only for this root, only once Linkerd's
+	// trust roots hold it (else every pod admitted from now on breaks too).
+	accepted := len(behind) > 0 && o.AcceptBehind != "" && o.AcceptBehind == st.NextRoot
+	if st.BundleGainedAt != nil && (len(behind) == 0 || accepted) && d.Drift == "" {
+		if accepted {
+			st.AcceptedBehind = nil
+			for _, p := range behind {
+				if len(st.AcceptedBehind) < 4*MaxListed {
+					st.AcceptedBehind = append(st.AcceptedBehind, p.Key())
+				}
+			}
+			d.accepted = fmt.Sprintf("switched to root %s with %d pod(s) behind, as the operator decided (annotation %s): %s; they do not trust the new identity issuer until restarted",
+				shortList([]string{st.NextRoot}), len(behind), v1alpha1.AcceptBehindAnnotation, strings.Join(st.AcceptedBehind, ", "))
+		}
 		// Every pod holds the new root: sign under it from now on.
 		st.RetiringRoots = slices.DeleteFunc(st.RetiringRoots, func(r v1alpha1.RetiringRoot) bool {
 			return r.Fingerprint == st.NextRoot || r.Fingerprint == st.SigningRoot
@@ -134,6 +159,9 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 		st.NextRoot, st.BundleGainedAt, st.SwitchedAt = "", nil, &now
 		st.Phase, st.PodsBehind, st.Behind = v1alpha1.RotationSwitching, 0, nil
 		st.Message = "every pod holds the new root: the identity issuer is re-issued under it"
+		if accepted {
+			st.Message = d.accepted
+		}
 		d.Reissue = true
 		return
 	}

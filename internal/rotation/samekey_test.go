@@ -52,3 +52,34 @@ func TestANewKeyIsANewRoot(t *testing.T) {
 		t.Errorf("status %+v; want Held until the identity issuer expires", d.Status)
 	}
 }
+
+// The override: the operator accepts the pods behind for one root. It is
+// never taken for another root, never before Linkerd's trust roots hold
+// it, and never by itself.
+func TestAcceptBehindSwitchesOnlyOnTheOperatorsWord(t *testing.T) {
+	o := propagating()
+	o.Pods = []podtrust.Pod{meshed("web-1", rootA, rootB), meshed("legacy", rootA)}
+	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationPropagating || len(d.Status.AcceptedBehind) != 0 {
+		t.Fatalf("no decision: %+v; want Propagating, one behind", d.Status)
+	}
+	o.AcceptBehind = "CC:CC"
+	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationPropagating {
+		t.Fatalf("accepted for another root: %+v; want no switch", d.Status)
+	}
+	o.AcceptBehind = rootB
+	gainedNot := o
+	gainedNot.Prev = o.Prev.DeepCopy()
+	gainedNot.Prev.BundleGainedAt, gainedNot.Bundle = nil, []string{rootA}
+	if d := Decide(cfg, gainedNot); d.Status.Phase != v1alpha1.RotationPropagating {
+		t.Fatalf("accepted before Linkerd's trust roots hold the root: %+v; want no switch", d.Status)
+	}
+	d := Decide(cfg, o)
+	st := d.Status
+	if st.Phase != v1alpha1.RotationSwitching || st.SigningRoot != rootB || !d.Reissue || len(st.AcceptedBehind) != 1 || st.AcceptedBehind[0] != "app/legacy" {
+		t.Fatalf("accepted: %+v; want the switch, the pod it breaks named", st)
+	}
+	if d.Event == nil || !d.Event.Warning || d.Event.Reason != "RotationSwitchAccepted" || !strings.Contains(d.Event.Detail, "app/legacy") ||
+		!strings.Contains(st.Message, v1alpha1.AcceptBehindAnnotation) {
+		t.Errorf("event %+v, message %q; want a Warning naming the pod and the annotation", d.Event, st.Message)
+	}
+}

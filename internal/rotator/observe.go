@@ -5,9 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"sort"
-	"strings"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +34,7 @@ type observed struct {
 func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*observed, error) {
 	o := &observed{certs: map[string]*x509.Certificate{}}
 	o.Now, o.Prev, o.Keys = r.Clock.Now(), iss.GetStatus().Rotation, map[string]string{}
+	o.AcceptBehind = iss.GetAnnotations()[v1alpha1.AcceptBehindAnnotation]
 	spec := r.Signer.AnchorSecret(iss)
 	o.SpecSecret = spec.Name
 	fp, err := r.readAnchor(ctx, iss, o, spec)
@@ -151,98 +149,4 @@ func (r *Reconciler) anchorCert(ctx context.Context, ref types.NamespacedName) (
 		return nil, false, nil
 	}
 	return cert, len(s.Data[corev1.TLSPrivateKeyKey]) > 0, nil
-}
-
-// observeIdentity reads the identity issuer Certificates this issuer signs,
-// the root their Secrets chain to, and Linkerd identity's last
-// IssuerUpdated event.
-func (r *Reconciler) observeIdentity(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed) error {
-	ns := controller.PolicyFor(iss, nil).Namespace
-	if ns == "" {
-		ns = iss.GetNamespace()
-	}
-	var certs cmapi.CertificateList
-	if err := r.Client.List(ctx, &certs, client.InNamespace(ns)); err != nil {
-		return err
-	}
-	for _, c := range certs.Items {
-		ref := c.Spec.IssuerRef
-		if ref.Group != v1alpha1.GroupVersion.Group || ref.Kind != iss.IssuerKind() || ref.Name != iss.GetName() {
-			continue
-		}
-		o.certificates = append(o.certificates, c)
-	}
-	sort.Slice(o.certificates, func(i, j int) bool { return o.certificates[i].Name < o.certificates[j].Name })
-	if len(o.certificates) == 0 {
-		return nil
-	}
-	c := o.certificates[0]
-	var s corev1.Secret
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretName}, &s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	if block, _ := pem.Decode(s.Data[corev1.TLSCertKey]); block != nil {
-		if leaf, err := x509.ParseCertificate(block.Bytes); err == nil {
-			o.Identity.NotBefore, o.Identity.NotAfter = leaf.NotBefore, leaf.NotAfter
-			for fp, root := range o.certs {
-				if leaf.CheckSignatureFrom(root) == nil {
-					o.Identity.Root = fp
-				}
-			}
-		}
-	}
-	o.Identity.Written = writtenAt(&s)
-	if o.Prev != nil && o.Prev.Phase != v1alpha1.RotationSwitching {
-		return nil
-	}
-	return r.observeIdentityEvents(ctx, iss, o)
-}
-
-// observeIdentityEvents reads what Linkerd's identity service last said of
-// the identity issuer: loaded (IssuerUpdated) or refused
-// (IssuerUpdateSkipped), since the Secret was written.
-func (r *Reconciler) observeIdentityEvents(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed) error {
-	var events corev1.EventList
-	if err := r.APIReader.List(ctx, &events, client.InNamespace(controller.PolicyFor(iss, nil).ControlPlaneNamespace),
-		client.MatchingFields{"involvedObject.name": "linkerd-identity"}); err != nil {
-		return fmt.Errorf("listing Linkerd identity's events: %w", err)
-	}
-	var skipped time.Time
-	for _, e := range events.Items {
-		at := e.LastTimestamp.Time
-		for _, t := range []time.Time{e.EventTime.Time, e.FirstTimestamp.Time} {
-			if t.After(at) {
-				at = t
-			}
-		}
-		switch e.Reason {
-		case "IssuerUpdated":
-			if at.After(o.Identity.Updated) {
-				o.Identity.Updated = at
-			}
-		case "IssuerUpdateSkipped":
-			if !at.Before(o.Identity.Written) && at.After(skipped) {
-				skipped, o.Identity.Skipped = at, e.Message
-			}
-		}
-	}
-	return nil
-}
-
-// writtenAt is when a Secret's data was last written: the newest time of
-// a managed fields entry that holds data, else its creation.
-func writtenAt(s *corev1.Secret) time.Time {
-	t := s.CreationTimestamp.Time
-	for _, m := range s.ManagedFields {
-		if m.FieldsV1 != nil && !strings.Contains(m.FieldsV1.GetRawString(), `"f:data"`) {
-			continue
-		}
-		if m.Time != nil && m.Time.After(t) {
-			t = m.Time.Time
-		}
-	}
-	return t
 }

@@ -2,6 +2,8 @@ package rotator
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -102,4 +104,40 @@ func TestSameKeyRenewalPropagatesWithoutAHold(t *testing.T) {
 	if st.Deadline == nil || !st.Deadline.Time.Equal(old.Certificate.NotAfter) {
 		t.Errorf("deadline %v; want the old copy's expiry %s", st.Deadline, old.Certificate.NotAfter)
 	}
+}
+
+// Both copies of a root renewed with the same key verify the identity
+// issuer: it is read as under the root signed under, else the anchor, never
+// at random.
+func TestIdentityIssuerUnderACopiedRootIsReadAsTheRootInUse(t *testing.T) {
+	old := anchor(t)
+	renewed, err := old.Renewed(start, start.Add(2*365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := identityIssuer(t, old, start.Add(40*time.Hour))
+	leaf, err := x509.ParseCertificate(mustDER(t, s.Data[corev1.TLSCertKey]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &observed{certs: map[string]*x509.Certificate{fp(old): old.Certificate, fp(renewed): renewed.Certificate}}
+	for range 20 {
+		o.Prev, o.Anchor = &v1alpha1.RotationStatus{SigningRoot: fp(old)}, fp(renewed)
+		if got := issuingRoot(leaf, o); got != fp(old) {
+			t.Fatalf("with the old copy signed under: %s, want it", got)
+		}
+		o.Prev = nil
+		if got := issuingRoot(leaf, o); got != fp(renewed) {
+			t.Fatalf("on first sight: %s, want the anchor's copy", got)
+		}
+	}
+}
+
+func mustDER(t *testing.T, b []byte) []byte {
+	t.Helper()
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatal("no PEM")
+	}
+	return block.Bytes
 }

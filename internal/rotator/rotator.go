@@ -44,6 +44,21 @@ type Reconciler struct {
 // workload that rolled out, an event of Linkerd's identity service.
 const resync = 10 * time.Second
 
+// resyncFor backs off where nothing unwatched moves the rotation: pods,
+// the trusted set and the trust roots are watched, and a drain's end is
+// requeued for. Only a switch (identity's events) and restarts (rollouts,
+// their timeout) need the short resync; a 24 h drain does not re-read the
+// cluster every 10 s.
+func resyncFor(phase v1alpha1.RotationPhase, restarts bool) time.Duration {
+	switch {
+	case phase == v1alpha1.RotationSwitching:
+		return resync
+	case restarts && (phase == v1alpha1.RotationPropagating || phase == v1alpha1.RotationHeld):
+		return resync
+	}
+	return 5 * time.Minute
+}
+
 // Reconcile observes, decides and acts, in the order that keeps the
 // invariants if it stops between any two steps: the trusted set first (a
 // root is trusted before anything uses it), then the status (the root
@@ -124,7 +139,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if d.Status.Phase == v1alpha1.RotationStable {
 		return ctrl.Result{}, nil
 	}
-	after := resync
+	after := resyncFor(d.Status.Phase, r.Config.Restarts)
 	if d.RequeueAfter > 0 && d.RequeueAfter < after {
 		after = d.RequeueAfter
 	}

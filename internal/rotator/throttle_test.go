@@ -38,3 +38,21 @@ func TestThrottleHoldsBackOnlyCounts(t *testing.T) {
 		t.Fatalf("a change of roots was held back %s", w)
 	}
 }
+
+func TestResyncBacksOffWhereEventsMoveTheRotation(t *testing.T) {
+	for _, tc := range []struct {
+		phase    v1alpha1.RotationPhase
+		restarts bool
+		want     time.Duration
+	}{
+		{v1alpha1.RotationSwitching, false, resync},
+		{v1alpha1.RotationPropagating, true, resync},
+		{v1alpha1.RotationHeld, true, resync},
+		{v1alpha1.RotationPropagating, false, 5 * time.Minute},
+		{v1alpha1.RotationDraining, true, 5 * time.Minute},
+	} {
+		if got := resyncFor(tc.phase, tc.restarts); got != tc.want {
+			t.Errorf("%s, restarts %v: resync %s, want %s", tc.phase, tc.restarts, got, tc.want)
+		}
+	}
+}
