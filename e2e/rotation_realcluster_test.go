@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -273,4 +274,53 @@ func (m *rotationMesh) acceptBehind(t *testing.T, pod string) {
 	if st := m.status(t); !slices.Equal(st.AcceptedBehind, []string{pod}) {
 		t.Errorf("status.rotation.acceptedBehind %v, want [%s]", st.AcceptedBehind, pod)
 	}
+}
+
+// assertOneWriter: a second rotating issuer naming the same trusted set is
+// refused with a condition, and writes nothing to the set.
+func (m *rotationMesh) assertOneWriter(t *testing.T) {
+	t.Helper()
+	twin := &v1alpha1.LinkerdCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: rotationIssuer + "-twin"}, Spec: *m.iss.Spec.DeepCopy()}
+	create(t, twin)
+	eventually(t, 30*time.Second, "the twin refused", func() error {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(twin), twin); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(twin.Status.Conditions, v1alpha1.ConditionRotation)
+		if c == nil || c.Reason != "TrustedSetConflict" || !strings.Contains(c.Message, rotationIssuer) {
+			return fmt.Errorf("condition %+v", c)
+		}
+		return nil
+	})
+	var cm corev1.ConfigMap
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: nsCluster, Name: rotationTrusted}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if owner := cm.Annotations["linkerdca.io/issuer"]; owner != v1alpha1.ClusterIssuerKind+"/"+rotationIssuer {
+		t.Errorf("trusted set owned by %q; want %s alone", owner, rotationIssuer)
+	}
+	if twin.Status.Rotation != nil {
+		t.Errorf("the refused twin has a rotation status %+v", twin.Status.Rotation)
+	}
+	if c, _ := issuerReady(twin); c == nil || c.Status == metav1.ConditionTrue {
+		t.Errorf("the refused twin is Ready: %+v; want it signing nothing", c)
+	}
+}
+
+// assertOffSignsUnderPrevious: the rotation controller turned off
+// mid-Propagating, the identity issuer renewed then is signed under the
+// root recorded as signing, never the new, unpropagated one.
+func (m *rotationMesh) assertOffSignsUnderPrevious(t *testing.T, previous string) {
+	t.Helper()
+	m.restartIssuer(t, "--rotation=false")
+	defer m.restartIssuer(t)
+	prev := m.identityIssuer(t)
+	renew(t, nsMesh, localcp.IdentityIssuerSecret)
+	eventually(t, 60*time.Second, "the identity issuer renewed with the rotation off", func() error {
+		if got := m.identityIssuer(t); got.SerialNumber.Cmp(prev.SerialNumber) == 0 {
+			return fmt.Errorf("still serial %s", got.SerialNumber)
+		}
+		return nil
+	})
+	m.assertIssuerUnder(t, previous)
 }

@@ -194,6 +194,8 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		}
 		m.waitTrustRootsHold(t, previous, root)
 		m.assertIssuerUnder(t, previous)
+		m.assertOneWriter(t)
+		m.assertOffSignsUnderPrevious(t, previous)
 		if code, out := linkerdCACheck(); code != 0 || !strings.Contains(out, "rotation") {
 			t.Errorf("linkerd-ca check while propagating: exit %d, want a warning, not a failure:\n%s", code, out)
 		}

@@ -58,6 +58,11 @@ type RotationStatus struct {
 	// SigningSecretName is the Secret holding SigningRoot's key; during
 	// Propagating, the previous anchor Secret.
 	SigningSecretName string `json:"signingSecretName"`
+	// SigningKMSKey is the KMS key of SigningRoot, for an anchor whose key
+	// is in a KMS: during Propagating the previous key, whatever spec.kms
+	// names now, so that a certificate is only ever paired with its own key.
+	// +optional
+	SigningKMSKey *KMSKey `json:"signingKMSKey,omitempty"`
 	// SigningRootKey identifies SigningRoot's subject and public key (hex
 	// SHA-256). A copy of the root renewed with the same key (cert-manager's
 	// rotationPolicy Never) has it too, and signs what every proxy holding

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -77,6 +79,25 @@ func (o *anchorCreate) createWithKMS(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	fmt.Fprint(g.stderr, hint)
+	return nil
+}
+
+// createKMSRoot makes a root with a KMS key and keeps its certificate alone
+// in an Opaque Secret: the next root of a rotation whose key is in a KMS.
+func createKMSRoot(ctx context.Context, g *globals, c client.Client, ref *v1alpha1.KMSKey, at types.NamespacedName) error {
+	key, err := g.keyOpener().Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	certPEM, err := trustanchor.CreateWith(key, trustanchor.DefaultCommonName, trustanchor.DefaultValidity, g.now())
+	if err != nil {
+		return usageError{err}
+	}
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: at.Namespace, Name: at.Name}, Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{corev1.TLSCertKey: certPEM}}); err != nil {
+		return fmt.Errorf("creating the next root's Secret %s: %w", at, err)
+	}
+	fmt.Fprintf(g.stdout, "next root made with KMS key %s, its certificate in Secret %s\n", ref, at)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -33,7 +34,7 @@ func newRotation(g *globals) *cobra.Command {
 			return rotationStatus(cmd.Context(), g, certificate)
 		},
 	}
-	var fromSecret, anchorNamespace string
+	var fromSecret, anchorNamespace, kms string
 	start := &cobra.Command{
 		Use:   "start",
 		Short: "Start a rotation the safe way: make the next root (or take --from-secret) and point the issuer at it",
@@ -44,10 +45,11 @@ under the current root until every meshed pod holds the new one; see
 ` + "`linkerd-ca rotation status`" + `.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return rotationStart(cmd.Context(), g, certificate, fromSecret, anchorNamespace)
+			return rotationStart(cmd.Context(), g, certificate, fromSecret, anchorNamespace, kms)
 		},
 	}
 	start.Flags().StringVar(&fromSecret, "from-secret", "", "Take this kubernetes.io/tls Secret, beside the current anchor, as the next root instead of making one")
+	start.Flags().StringVar(&kms, "kms", "", "Make the next root with this KMS key, aws:<key ID, key ARN or alias/name>, and point spec.kms at it (the key stays in the KMS; the Secret holds the certificate alone)")
 	start.Flags().StringVar(&anchorNamespace, "anchor-namespace", "cert-manager", "Where a LinkerdCAClusterIssuer's anchor Secrets live: the controller's cluster resource namespace")
 	cmd.AddCommand(status, start, newRotationSwitch(g, &certificate))
 	return cmd
@@ -143,10 +145,26 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 	return w.Flush()
 }
 
-func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anchorNamespace string) error {
+func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anchorNamespace, kms string) error {
 	c, iss, key, err := rotatingIssuer(ctx, g, certificate)
 	if err != nil {
 		return err
+	}
+	var ref *v1alpha1.KMSKey
+	switch {
+	case kms != "" && fromSecret != "":
+		return usageErrorf("--kms makes the next root with a KMS key; --from-secret takes one made already: use one")
+	case kms != "":
+		if ref, err = parseKMSRef(kms); err != nil {
+			return err
+		}
+		if cur := iss.GetSpec().KMS; cur != nil && cur.AWS != nil && ref.AWS.Region == "" {
+			ref.AWS.Region = cur.AWS.Region
+		}
+	case iss.GetSpec().KMS != nil && fromSecret == "":
+		// A Secret with a key beside spec.kms is refused by the issuer:
+		// the next root's key goes in the KMS too.
+		return usageErrorf("%s %s keeps its root's key in a KMS (spec.kms %s): make the next root with --kms aws:<the new key> (or --from-secret with a certificate made by linkerd-ca trust-anchor create --kms)", iss.IssuerKind(), key, iss.GetSpec().KMS)
 	}
 	if st := iss.GetStatus().Rotation; st != nil && st.Phase != v1alpha1.RotationStable {
 		return fmt.Errorf("%s %s is already rotating (%s): %s; wait until it is Stable", iss.IssuerKind(), key, st.Phase, st.Message)
@@ -156,7 +174,12 @@ func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anc
 		ns = iss.GetNamespace()
 	}
 	name := fromSecret
-	if name == "" {
+	if ref != nil {
+		name = fmt.Sprintf("%s-%s", iss.GetSpec().TrustAnchorSecretName, g.now().UTC().Format("20060102150405"))
+		if err := createKMSRoot(ctx, g, c, ref, types.NamespacedName{Namespace: ns, Name: name}); err != nil {
+			return err
+		}
+	} else if name == "" {
 		anchor, err := trustanchor.Create(trustanchor.DefaultCommonName, trustanchor.DefaultValidity, g.now())
 		if err != nil {
 			return err
@@ -174,6 +197,9 @@ func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anc
 	}
 	patch := client.MergeFrom(iss.DeepCopyObject().(client.Object))
 	iss.GetSpec().TrustAnchorSecretName = name
+	if ref != nil {
+		iss.GetSpec().KMS = ref
+	}
 	if err := c.Patch(ctx, iss, patch); err != nil {
 		return fmt.Errorf("pointing %s %s at Secret %s: %w", iss.IssuerKind(), key, name, err)
 	}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
 )
 
@@ -142,5 +144,50 @@ func TestNamespacedIssuerCannotUseAKMSKey(t *testing.T) {
 	}
 	if keys.opens != 0 {
 		t.Errorf("the platform's key was opened %d times for a tenant's issuer", keys.opens)
+	}
+}
+
+// keysByID stands in for a KMS holding several keys.
+type keysByID map[string]crypto.Signer
+
+func (k keysByID) Open(_ context.Context, ref *v1alpha1.KMSKey) (crypto.Signer, error) {
+	if key, ok := k[ref.AWS.KeyID]; ok {
+		return key, nil
+	}
+	return nil, errors.New("NotFoundException: no such key")
+}
+
+// TestKMSRotationSignsThePreviousCertificateWithItsOwnKey: the spec already
+// names the next Secret and the next KMS key; while the rotation
+// propagates, the previous certificate is signed with the previous key.
+func TestKMSRotationSignsThePreviousCertificateWithItsOwnKey(t *testing.T) {
+	prev, next := newAnchor(t, now.Add(365*24*time.Hour)), newAnchor(t, now.Add(365*24*time.Hour))
+	certOnly := func(name, uid string, a *testpki.Anchor) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "linkerd-ca-issuer", Name: name, UID: types.UID(uid), ResourceVersion: "1"},
+			Type: corev1.SecretTypeOpaque, Data: map[string][]byte{corev1.TLSCertKey: a.CertPEM}}
+	}
+	iss := clusterIssuer()
+	iss.Spec.TrustAnchorSecretName = "root-2"
+	iss.Spec.KMS = &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/root-2"}}
+	iss.Spec.Rotation = &v1alpha1.RotationSpec{}
+	iss.Status.Rotation = &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: signer.Fingerprint(prev.Certificate),
+		SigningSecretName: "root-1", SigningKMSKey: &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/root-1"}}, NextRoot: signer.Fingerprint(next.Certificate)}
+	s, _ := newSigner(t, certOnly("root-1", "s-1", prev), certOnly("root-2", "s-2", next), iss)
+	s.Rotation = true
+	s.Keys = keysByID{"alias/root-1": prev.Key, "alias/root-2": next.Key}
+	bundle, err := s.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), iss)
+	if err != nil {
+		t.Fatalf("Sign while propagating: %v", err)
+	}
+	if err := decodeOne(t, bundle.ChainPEM).CheckSignatureFrom(prev.Certificate); err != nil {
+		t.Fatalf("not signed under the previous root with its key: %v", err)
+	}
+	// Without the recorded key the spec's would be paired with the
+	// previous certificate: refused, never signed.
+	iss.Status.Rotation.SigningKMSKey = nil
+	s2, _ := newSigner(t, certOnly("root-1", "s-1", prev), certOnly("root-2", "s-2", next), iss)
+	s2.Rotation, s2.Keys = true, keysByID{"alias/root-1": prev.Key, "alias/root-2": next.Key}
+	if _, err := s2.Sign(context.Background(), certificateRequest(t, testpki.SeedCertificate("linkerd")), iss); err == nil || !strings.Contains(err.Error(), "not the key") {
+		t.Errorf("the previous certificate with the spec's key: %v; want a refusal", err)
 	}
 }

@@ -46,9 +46,10 @@ func (s *Signer) openKMSAnchor(ctx context.Context, kms *v1alpha1.KMSKey, certPE
 // reason, until the KMS answers; the request waits, it is not failed.
 func (s *Signer) kmsFailed(iss v1alpha1.GenericIssuer, err error) error {
 	var refusal *signer.Refusal
-	if err == nil || iss.GetSpec().KMS == nil || errors.As(err, &refusal) {
+	kms := s.signingKMS(iss)
+	if err == nil || kms == nil || errors.As(err, &refusal) {
 		return nil
 	}
 	s.parsed.secretChanged(s.anchorKey(iss), version{})
-	return fmt.Errorf("signing with the trust anchor's key %s: %w", iss.GetSpec().KMS, err)
+	return fmt.Errorf("signing with the trust anchor's key %s: %w", kms, err)
 }

@@ -34,6 +34,16 @@ func (s *Signer) signingSecret(iss v1alpha1.GenericIssuer) types.NamespacedName 
 	return ref
 }
 
+// signingKMS is the KMS key that signs: the one the rotation recorded for
+// the Secret it signs with (during Propagating, the previous root's), else
+// the spec's. A certificate is only ever paired with its own key.
+func (s *Signer) signingKMS(iss v1alpha1.GenericIssuer) *v1alpha1.KMSKey {
+	if st := iss.GetStatus().Rotation; s.rotating(iss) && st != nil && st.SigningSecretName != "" && st.SigningKMSKey != nil {
+		return st.SigningKMSKey
+	}
+	return iss.GetSpec().KMS
+}
+
 // checkSigningRoot refuses an anchor other than the root the rotation
 // signs under: the Secret was overwritten with a root the proxies may not
 // hold yet. An issuer whose rotation has not started yet signs with the

@@ -109,7 +109,7 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 		}
 		return nil, fmt.Errorf("reading trust anchor Secret %s: %w", ref, err)
 	}
-	kms := iss.GetSpec().KMS
+	kms := s.signingKMS(iss)
 	now, v := s.Clock.Now(), version{m.UID, m.ResourceVersion, kms.String()}
 	anchor, proven := s.parsed.anchor(ref, v, policyKey(p))
 	if anchor == nil {

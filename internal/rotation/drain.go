@@ -11,7 +11,7 @@ import (
 // settle: the anchor Secret holds the signing root. Confirm a switch, then
 // drain the retired roots.
 func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
-	st.NextRoot, st.BundleGainedAt, st.SigningSecretName = "", nil, o.SpecSecret
+	st.NextRoot, st.BundleGainedAt, st.SigningSecretName, st.SigningKMSKey = "", nil, o.SpecSecret, o.SpecKMS.DeepCopy()
 	if st.Phase == v1alpha1.RotationSwitching {
 		if !confirmed(o, st) {
 			// Linkerd's identity reports by an event, which nothing watches.

@@ -37,7 +37,7 @@ func start(o Observed) (v1alpha1.RotationStatus, bool) {
 	}
 	st.SigningSecretName = o.Keys[root]
 	if root == o.Anchor {
-		st.SigningSecretName = o.SpecSecret
+		st.SigningSecretName, st.SigningKMSKey = o.SpecSecret, o.SpecKMS.DeepCopy()
 	}
 	// Roots the trusted set or Linkerd's trust roots hold beyond the ones
 	// in use may still have leaves alive: they drain, never drop.

@@ -47,6 +47,9 @@ type Observed struct {
 	// SpecSecret is the anchor Secret the issuer names, and Anchor the
 	// fingerprint of the root it holds ("" when unusable).
 	SpecSecret, Anchor string
+	// SpecKMS is the KMS key the spec names (nil for a key in the Secret):
+	// the key of Anchor.
+	SpecKMS *v1alpha1.KMSKey
 	// SigningKeyHeld: the Secret named Prev.SigningSecretName still holds
 	// Prev.SigningRoot, key included.
 	SigningKeyHeld bool

@@ -155,7 +155,7 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 		})
 		st.RetiringRoots = append(st.RetiringRoots, v1alpha1.RetiringRoot{Fingerprint: st.SigningRoot})
 		now := metav1.NewTime(o.Now)
-		st.SigningRoot, st.SigningSecretName = st.NextRoot, o.SpecSecret
+		st.SigningRoot, st.SigningSecretName, st.SigningKMSKey = st.NextRoot, o.SpecSecret, o.SpecKMS.DeepCopy()
 		st.NextRoot, st.BundleGainedAt, st.SwitchedAt = "", nil, &now
 		st.Phase, st.PodsBehind, st.Behind = v1alpha1.RotationSwitching, 0, nil
 		st.Message = "every pod holds the new root: the identity issuer is re-issued under it"

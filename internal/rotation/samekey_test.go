@@ -83,3 +83,21 @@ func TestAcceptBehindSwitchesOnlyOnTheOperatorsWord(t *testing.T) {
 		t.Errorf("event %+v, message %q; want a Warning naming the pod and the annotation", d.Event, st.Message)
 	}
 }
+
+// A root whose key is in a KMS: the status names the KMS key of the root
+// signed under, so that the signer pairs the previous certificate with the
+// previous key while the spec already names the next.
+func TestKMSKeyFollowsTheRootSignedUnder(t *testing.T) {
+	k1 := &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/root-1"}}
+	k2 := &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/root-2"}}
+	o := propagating()
+	o.Prev.SigningKMSKey, o.SpecKMS = k1, k2
+	o.Pods = []podtrust.Pod{meshed("web-1", rootA)}
+	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationPropagating || d.Status.SigningKMSKey.String() != k1.String() {
+		t.Fatalf("propagating: %+v; want the previous root's key %s kept", d.Status, k1)
+	}
+	o.Pods = []podtrust.Pod{meshed("web-1", rootA, rootB)}
+	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching || d.Status.SigningKMSKey.String() != k2.String() || d.Status.SigningSecretName != "next" {
+		t.Fatalf("switched: %+v; want the spec's key %s with the spec's Secret", d.Status, k2)
+	}
+}

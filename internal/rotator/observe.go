@@ -36,7 +36,7 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 	o.Now, o.Prev, o.Keys = r.Clock.Now(), iss.GetStatus().Rotation, map[string]string{}
 	o.AcceptBehind = iss.GetAnnotations()[v1alpha1.AcceptBehindAnnotation]
 	spec := r.Signer.AnchorSecret(iss)
-	o.SpecSecret = spec.Name
+	o.SpecSecret, o.SpecKMS = spec.Name, iss.GetSpec().KMS
 	fp, err := r.readAnchor(ctx, iss, o, spec)
 	if err != nil {
 		return nil, err
