@@ -65,6 +65,16 @@ func TestChartRotationRBACFollowsItsValues(t *testing.T) {
 					t.Errorf("args %q lack %s", args(objs), f)
 				}
 			}
+			// The restart grant ships with its policy, never alone.
+			policies := 0
+			for _, o := range find(objs, "ValidatingAdmissionPolicy") {
+				if strings.Contains(o.GetName(), "-restarts-") {
+					policies++
+				}
+			}
+			if want := map[bool]int{true: 3, false: 0}[tc.restar]; policies != want || len(find(objs, "ValidatingAdmissionPolicyBinding")) < want {
+				t.Errorf("restart policies rendered: %d, want %d (one per workload kind, each bound)", policies, want)
+			}
 			if !tc.rotation && strings.Contains(args(objs), "--rotation-restarts") {
 				t.Errorf("rotation off still passes restart flags: %s", args(objs))
 			}

@@ -53,6 +53,14 @@ func (cp *ControlPlane) bindIssuerRBAC(ctx context.Context) error {
 			if err := cp.createAll(ctx, o); err != nil {
 				return err
 			}
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			// The policy that ships with the restart grant: the issuer's
+			// restarts run under it as they would on a cluster.
+			if strings.Contains(o.GetName(), "-restarts-") {
+				if err := cp.createAll(ctx, o); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
