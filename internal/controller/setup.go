@@ -70,6 +70,12 @@ func CacheOptions(watchNamespaces []string) cache.Options {
 			&corev1.Secret{}:            {Namespaces: namespaces()},
 			&corev1.ConfigMap{}:         {Namespaces: namespaces()},
 			&cmapi.CertificateRequest{}: {Transform: stripForeignRequests},
+			&certificatesv1.CertificateSigningRequest{}: {Transform: func(in any) (any, error) {
+				if csr, ok := in.(*certificatesv1.CertificateSigningRequest); ok {
+					csr.ManagedFields = keepValidityWriters(csr.ManagedFields)
+				}
+				return in, nil
+			}},
 		},
 	}
 }
@@ -82,7 +88,7 @@ func stripForeignRequests(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
-	cr.ManagedFields = nil
+	cr.ManagedFields = keepValidityWriters(cr.ManagedFields)
 	if cr.Spec.IssuerRef.Group != v1alpha1.GroupVersion.Group {
 		cr.Spec.Request = nil
 		cr.Status.Certificate, cr.Status.CA = nil, nil

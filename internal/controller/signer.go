@@ -112,6 +112,11 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: fmt.Errorf("reading the request: %w", err)}
 	}
 	start, recorded := validityStart(cr)
+	if recorded {
+		if err := checkValidityStart(cr, start, s.Clock.Now()); err != nil {
+			return s.refused(ctx, cr, iss, &signer.Refusal{Rule: signer.RuleValidity, Reason: err.Error()})
+		}
+	}
 	if !recorded {
 		// A request the policy refuses gets no validity start.
 		if _, err := p.Check(req); err != nil {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -80,4 +81,56 @@ func (s *Signer) recordValidityStart(ctx context.Context, cr issuersigner.Certif
 		return time.Time{}, issuersigner.PendingError{Err: fmt.Errorf("recording the validity start (condition %s): %w", ConditionValidityStarted, err)}
 	}
 	return now.Time, nil
+}
+
+// clockSkew is how far ahead of this replica's clock another replica's
+// recorded start may be.
+const clockSkew = time.Minute
+
+// checkValidityStart accepts a recorded start only as this issuer writes
+// it. Anyone who may patch the request's status (approvers, approver-policy,
+// cert-manager) could otherwise post-date it, and a CA would then start,
+// and end, at a date of their choosing, up to the anchor's expiry. The
+// start must lie between the request's creation and now (plus the clock
+// skew), and no field manager but the issuer's own may have written the
+// condition.
+func checkValidityStart(cr issuersigner.CertificateRequestObject, start, now time.Time) error {
+	created := cr.GetCreationTimestamp().Time
+	if start.Before(created.Truncate(time.Second)) || start.After(now.Add(clockSkew)) {
+		return fmt.Errorf("condition %s on request %s starts the validity at %s, outside the request's life (created %s, now %s): only this issuer records it, at its first signing attempt; delete the request and let cert-manager make a new one",
+			ConditionValidityStarted, cr.GetName(), start.UTC().Format(time.RFC3339), created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if other := validityWriters(cr.GetManagedFields()); other != "" {
+		return fmt.Errorf("condition %s on request %s was written by %q, not by this issuer (%s): a validity start is taken only from the issuer itself; delete the request and let cert-manager make a new one",
+			ConditionValidityStarted, cr.GetName(), other, validityFieldOwner)
+	}
+	return nil
+}
+
+// validityWriters is a field manager other than the issuer's that owns part
+// of the ValidityStarted condition, or "".
+func validityWriters(fields []metav1.ManagedFieldsEntry) string {
+	for _, m := range fields {
+		if m.Manager != validityFieldOwner && mentionsValidity(m) {
+			return m.Manager
+		}
+	}
+	return ""
+}
+
+func mentionsValidity(m metav1.ManagedFieldsEntry) bool {
+	return m.FieldsV1 != nil && strings.Contains(m.FieldsV1.GetRawString(), `\"type\":\"`+ConditionValidityStarted+`\"`)
+}
+
+// keepValidityWriters is what the cache keeps of a request's managed
+// fields: the entries that own part of ValidityStarted, all the signer
+// needs to tell who wrote it.
+func keepValidityWriters(fields []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	var out []metav1.ManagedFieldsEntry
+	for _, m := range fields {
+		if mentionsValidity(m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -132,3 +132,50 @@ func TestValidityStartOnAKubernetesCSR(t *testing.T) {
 		t.Errorf("recorded start %s (%v), want %s", start, ok, now)
 	}
 }
+
+// TestARecordedStartIsTakenOnlyFromTheIssuer: a start post-dated by
+// whoever may patch the request's status (an approver, approver-policy) is
+// refused for good, as is one written by another field manager or before
+// the request existed; the issuer's own start, minutes in, is taken.
+func TestARecordedStartIsTakenOnlyFromTheIssuer(t *testing.T) {
+	s, _ := newSigner(t, anchorSecret("linkerd", newAnchor(t, now.Add(365*24*time.Hour))))
+	entry := func(manager string) metav1.ManagedFieldsEntry {
+		raw := `{"f:status":{"f:conditions":{"k:{\"type\":\"` + ConditionValidityStarted + `\"}":{".":{},"f:lastTransitionTime":{}}}}}`
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}}
+	}
+	for _, tc := range []struct {
+		name           string
+		created, start time.Time
+		managers       []string
+		want           string // "" signs
+	}{
+		{"the issuer's own, minutes in", now.Add(-10 * time.Minute), now.Add(-5 * time.Minute), []string{validityFieldOwner}, ""},
+		{"post-dated a year", now.Add(-10 * time.Minute), now.Add(365 * 24 * time.Hour), []string{validityFieldOwner}, "outside the request's life"},
+		{"before the request existed", now.Add(-10 * time.Minute), now.Add(-time.Hour), []string{validityFieldOwner}, "outside the request's life"},
+		{"rewritten by an approver", now.Add(-10 * time.Minute), now.Add(-5 * time.Minute), []string{validityFieldOwner, "approver-policy"}, `written by "approver-policy"`},
+		{"written by another manager alone", now.Add(-10 * time.Minute), now.Add(-5 * time.Minute), []string{"kubectl-edit"}, `written by "kubectl-edit"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cr := newRequest(t, seed48h(), tc.created, tc.start)
+			for _, m := range tc.managers {
+				cr.ManagedFields = append(cr.ManagedFields, entry(m))
+			}
+			bundle, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(cr), issuer("linkerd"))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !errors.As(err, &issuersigner.PermanentError{}) || !strings.Contains(err.Error(), tc.want) || len(bundle.ChainPEM) > 0):
+				t.Errorf("got %d bytes, %v; want nothing signed and a permanent refusal saying %q", len(bundle.ChainPEM), err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTheCacheKeepsOnlyTheValidityWriters(t *testing.T) {
+	ours := metav1.ManagedFieldsEntry{Manager: validityFieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:conditions":{"k:{\"type\":\"ValidityStarted\"}":{}}}}`)}}
+	other := metav1.ManagedFieldsEntry{Manager: "cert-manager", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:request":{}}}`)}}
+	if got := keepValidityWriters([]metav1.ManagedFieldsEntry{other, ours}); len(got) != 1 || got[0].Manager != validityFieldOwner {
+		t.Errorf("kept %+v; want the ValidityStarted writer alone", got)
+	}
+}
