@@ -38,13 +38,7 @@ func TestKMSAnchor(t *testing.T) {
 	if cp.Existing {
 		t.Skip("needs the local control plane's local-kms")
 	}
-	// The CLI, in this process, reaches local-kms through the SDK's own
-	// settings, as the issuer does.
-	for _, kv := range cp.KMSEnv() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	kc := cp.KMSClient()
+	kc := useLocalKMS(t)
 	kmsKey(t, kc, kmstypes.KeySpecEccNistP256, "alias/e2e-root")
 	var out, errOut bytes.Buffer
 	if code := cli.Run(ctx, []string{"trust-anchor", "create", "--kms", "aws:alias/e2e-root", "-n", nsCluster, "--name", "e2e-kms-root",
@@ -289,4 +283,15 @@ func mapKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// useLocalKMS points the CLI, in this process, at local-kms through the
+// SDK's own settings, as the issuer is, and is a client of it.
+func useLocalKMS(t *testing.T) *kms.Client {
+	t.Helper()
+	for _, kv := range cp.KMSEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return cp.KMSClient()
 }

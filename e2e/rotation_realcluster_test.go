@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -237,14 +238,7 @@ func (m *rotationMesh) testSameKeyRenewal(t *testing.T, root *testpki.Anchor) {
 		t.Errorf("status %+v; want Propagating under the old copy until its expiry %s", st, root.Certificate.NotAfter)
 	}
 	// Signing goes on: the identity issuer renewed now is issued.
-	prev := m.identityIssuer(t)
-	renew(t, nsMesh, localcp.IdentityIssuerSecret)
-	eventually(t, 60*time.Second, "the identity issuer renewed during the propagation", func() error {
-		if got := m.identityIssuer(t); got.SerialNumber.Cmp(prev.SerialNumber) == 0 {
-			return fmt.Errorf("still serial %s", got.SerialNumber)
-		}
-		return nil
-	})
+	renewIdentityIssuer(t, nsMesh)
 	if st := m.status(t); st.Phase == v1alpha1.RotationHeld {
 		t.Errorf("held after a same-key renewal: %s", st.Message)
 	}
@@ -314,13 +308,22 @@ func (m *rotationMesh) assertOffSignsUnderPrevious(t *testing.T, previous string
 	t.Helper()
 	m.restartIssuer(t, "--rotation=false")
 	defer m.restartIssuer(t)
-	prev := m.identityIssuer(t)
-	renew(t, nsMesh, localcp.IdentityIssuerSecret)
-	eventually(t, 60*time.Second, "the identity issuer renewed with the rotation off", func() error {
-		if got := m.identityIssuer(t); got.SerialNumber.Cmp(prev.SerialNumber) == 0 {
+	renewIdentityIssuer(t, nsMesh)
+	m.assertIssuerUnder(t, previous)
+}
+
+// renewIdentityIssuer has cert-manager renew the identity issuer in ns, as
+// `cmctl renew` does, and is the certificate it then holds.
+func renewIdentityIssuer(t *testing.T, ns string) *x509.Certificate {
+	t.Helper()
+	before := identityIssuerIn(t, ns)
+	renew(t, ns, localcp.IdentityIssuerSecret)
+	var got *x509.Certificate
+	eventually(t, 60*time.Second, "the identity issuer renewed in "+ns, func() error {
+		if got = identityIssuerIn(t, ns); got.SerialNumber.Cmp(before.SerialNumber) == 0 {
 			return fmt.Errorf("still serial %s", got.SerialNumber)
 		}
 		return nil
 	})
-	m.assertIssuerUnder(t, previous)
+	return got
 }

@@ -142,7 +142,7 @@ func TestARecordedStartIsTakenOnlyFromTheIssuer(t *testing.T) {
 	entry := func(manager string) metav1.ManagedFieldsEntry {
 		raw := `{"f:status":{"f:conditions":{"k:{\"type\":\"` + ConditionValidityStarted + `\"}":{".":{},"f:lastTransitionTime":{}}}}}`
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}}
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(raw)}
 	}
 	for _, tc := range []struct {
 		name           string
@@ -173,8 +173,8 @@ func TestARecordedStartIsTakenOnlyFromTheIssuer(t *testing.T) {
 }
 
 func TestTheCacheKeepsOnlyTheValidityWriters(t *testing.T) {
-	ours := metav1.ManagedFieldsEntry{Manager: validityFieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:conditions":{"k:{\"type\":\"ValidityStarted\"}":{}}}}`)}}
-	other := metav1.ManagedFieldsEntry{Manager: "cert-manager", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:request":{}}}`)}}
+	ours := metav1.ManagedFieldsEntry{Manager: validityFieldOwner, FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:conditions":{"k:{\"type\":\"ValidityStarted\"}":{}}}}`)}
+	other := metav1.ManagedFieldsEntry{Manager: "cert-manager", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:request":{}}}`)}
 	if got := keepValidityWriters([]metav1.ManagedFieldsEntry{other, ours}); len(got) != 1 || got[0].Manager != validityFieldOwner {
 		t.Errorf("kept %+v; want the ValidityStarted writer alone", got)
 	}
