@@ -91,6 +91,9 @@ func TestAdmissionPolicy(t *testing.T) {
 			`the request comes from namespace "` + nsAdmissionTenant + `"; this issuer signs only for namespace "` + nsAdmission + `"`},
 		{"a LinkerdCAIssuer's: isCA false", nsAdmission, nsIssuer, func(c *cmapi.Certificate) { c.Spec.IsCA = false },
 			"must be a CA (set spec.isCA: true on the Certificate)"},
+		{"a LinkerdCAIssuer's with no issuerRef kind: isCA false", nsAdmission, nsIssuer, func(c *cmapi.Certificate) {
+			c.Spec.IsCA, c.Spec.IssuerRef.Kind = false, ""
+		}, "must be a CA (set spec.isCA: true on the Certificate)"},
 		{"a LinkerdCAIssuer's: the cluster issuer's trust domain", nsAdmission, nsIssuer, func(c *cmapi.Certificate) {
 			c.Spec.CommonName, c.Spec.DNSNames = cn, []string{cn}
 		},

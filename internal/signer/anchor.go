@@ -77,6 +77,14 @@ func AnchorWithKey(certPEM []byte, key crypto.Signer, keyRef string, now time.Ti
 	if ok, err := pki.PublicKeyMatchesCertificate(key.Public(), cert); err != nil || !ok {
 		return nil, badAnchor("the KMS key %s is not the key of the anchor's certificate: its public key differs; name the certificate's key in spec.kms, or store the certificate made with this key (linkerd-ca trust-anchor create --kms)", keyRef)
 	}
+	// The certificate sits in a Secret or ConfigMap beside a key that never
+	// leaves the KMS; anyone who may write that object could put there
+	// another certificate with the same public key (another subject, key
+	// identifier or validity) and break every chain, or stop renewals. Only
+	// one the key signed itself is taken: that needs the KMS.
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		return nil, badAnchor("the anchor's certificate is not signed by its own key %s (%v): a certificate whose key is in a KMS is taken only as that key signed it, so that one written beside it cannot change the root; make it with linkerd-ca trust-anchor create --kms", keyRef, err)
+	}
 	return newAnchor(cert, key), nil
 }
 

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 // kmsKey stands for a key kept in a KMS: it signs, but its private key
@@ -70,4 +75,27 @@ func TestSignWithAKMSKey(t *testing.T) {
 			assertSerialPerRequest(t, anchor, req, first)
 		})
 	}
+}
+
+// TestAnchorWithKeyRefusesACertificateItsKeyDidNotSign: whoever may write
+// the ConfigMap or Secret beside a KMS key can make a certificate carrying
+// that key's public key under another subject and validity, signed by a
+// key of their own. It is refused: only the KMS key can sign its anchor.
+func TestAnchorWithKeyRefusesACertificateItsKeyDidNotSign(t *testing.T) {
+	kmsPriv, forger := p256Key(t), p256Key(t)
+	forgerCA := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "forger"}, NotBefore: testNow.Add(-time.Hour),
+		NotAfter: testNow.Add(time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
+	swapped := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "root.linkerd.cluster.local"},
+		NotBefore: testNow.Add(-time.Hour), NotAfter: testNow.Add(2 * time.Hour), BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, swapped, forgerCA, kmsPriv.Public(), forger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AnchorWithKey(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), kmsKey{kmsPriv}, "aws:alias/root", testNow)
+	var bad *AnchorError
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "not signed by its own key aws:alias/root") {
+		t.Fatalf("a certificate with the KMS key's public key, signed by another: %v; want it refused", err)
+	}
+	kmsAnchor(t, kmsPriv) // the key's own certificate is taken
 }
