@@ -114,5 +114,14 @@ func TestChartApproverPolicyIsOptIn(t *testing.T) {
 		if strings.HasSuffix(convert[rbacv1.ClusterRoleBinding](t, o).RoleRef.Name, ":approver-policy-use") {
 			t.Errorf("use bound cluster-wide by %s", o.GetName())
 		}
+		// cert-manager's own approver would approve what the policy refuses.
+		if strings.HasSuffix(convert[rbacv1.ClusterRoleBinding](t, o).RoleRef.Name, ":approver") {
+			t.Errorf("with approver-policy on, cert-manager may still approve this issuer's signers (%s)", o.GetName())
+		}
+	}
+	if !slices.ContainsFunc(find(render(t), "ClusterRoleBinding"), func(o *unstructured.Unstructured) bool {
+		return strings.HasSuffix(convert[rbacv1.ClusterRoleBinding](t, o).RoleRef.Name, ":approver")
+	}) {
+		t.Error("by default cert-manager may not approve this issuer's signers")
 	}
 }

@@ -24,6 +24,9 @@ type Provider struct {
 	clients map[string]API
 }
 
+// maxRegions bounds the clients kept: AWS has fewer regions than this.
+const maxRegions = 64
+
 // Open implements anchorkey.Opener.
 func (p *Provider) Open(ctx context.Context, ref *v1alpha1.KMSKey) (crypto.Signer, error) {
 	if ref == nil || ref.AWS == nil {
@@ -53,7 +56,11 @@ func (p *Provider) client(ctx context.Context, region string) (API, error) {
 	if p.clients == nil {
 		p.clients = map[string]API{}
 	}
-	p.clients[region] = c
+	// Regions come from issuers' specs: the cache is bounded as the anchor
+	// cache is, past it a client is made per open and not kept.
+	if len(p.clients) < maxRegions {
+		p.clients[region] = c
+	}
 	return c, nil
 }
 
