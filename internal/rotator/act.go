@@ -92,15 +92,21 @@ func (r *Reconciler) reissue(ctx context.Context, o *observed) error {
 	return nil
 }
 
-// observeWorkloads reads each workload behind: the restarted-for
-// annotation that makes a restart happen once, and whatever keeps a
-// restart from replacing its pods.
+// observeWorkloads reads each workload with pods that may be behind: the
+// restarted-for annotation that makes a restart happen once, and whatever
+// keeps a restart from replacing its pods. Nothing is read while the
+// anchor is the root signed under, nor for a pod already holding it: the
+// reads are one GET each, and a mesh of hundreds of workloads is not read
+// on every event of a Stable rotation.
 func (r *Reconciler) observeWorkloads(ctx context.Context, o *observed) error {
 	o.Workloads = map[podtrust.Workload]rotation.WorkloadState{}
+	if o.Prev != nil && o.Prev.Phase == v1alpha1.RotationStable && o.Anchor == o.Prev.SigningRoot {
+		return nil
+	}
 	seen := map[podtrust.Workload]bool{}
 	for _, p := range o.Pods {
 		w := p.Workload
-		if seen[w] || !w.Restartable() || !p.Live() {
+		if seen[w] || !w.Restartable() || !p.Live() || slices.Contains(p.Inline, o.Anchor) {
 			continue
 		}
 		seen[w] = true

@@ -141,3 +141,24 @@ func mustDER(t *testing.T, b []byte) []byte {
 	}
 	return block.Bytes
 }
+
+// A Stable rotation with restarts on reads no workload: hundreds of
+// Deployments are not fetched on every pod event. Once the anchor changes,
+// the workloads of the pods behind are read, and only those.
+func TestWorkloadsAreReadOnlyForPodsBehind(t *testing.T) {
+	old, next := anchor(t), anchor(t)
+	anchorSecret := secret("anchor", old)
+	h := newHarness(t, rotation.Config{Restarts: true, MaxConcurrentRestarts: 2, RestartTimeout: 10 * time.Minute},
+		issuer("anchor"), anchorSecret, linkerdRoots(old, next), deployment("web"), deployment("api"),
+		meshedPod("web-1", "web", old), meshedPod("api-1", "api", old, next))
+	h.reconcile()
+	h.reconcile()
+	if len(h.read) != 0 {
+		t.Errorf("a Stable rotation read %v", h.read)
+	}
+	h.update(anchorSecret, func() { anchorSecret.Data = secret("anchor", next).Data })
+	h.reconcile()
+	if h.read["apps/web"] == 0 || h.read["apps/api"] != 0 {
+		t.Errorf("reads %v; want web's (behind), not api's (it holds the new root)", h.read)
+	}
+}

@@ -51,6 +51,8 @@ type harness struct {
 	clock   *clocktesting.FakePassiveClock
 	events  *events.FakeRecorder
 	patched map[string]int
+	// read counts the Deployments read, by namespace/name.
+	read map[string]int
 }
 
 func newHarness(t *testing.T, cfg rotation.Config, objs ...client.Object) *harness {
@@ -61,7 +63,7 @@ func newHarness(t *testing.T, cfg rotation.Config, objs ...client.Object) *harne
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, clock: clocktesting.NewFakePassiveClock(start), events: events.NewFakeRecorder(20), patched: map[string]int{}}
+	h := &harness{t: t, clock: clocktesting.NewFakePassiveClock(start), events: events.NewFakeRecorder(20), patched: map[string]int{}, read: map[string]int{}}
 	h.c = fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
 		WithStatusSubresource(&v1alpha1.LinkerdCAIssuer{}, &cmapi.Certificate{}).
 		// The API server indexes events by involvedObject.name; the fake
@@ -72,6 +74,11 @@ func newHarness(t *testing.T, cfg rotation.Config, objs ...client.Object) *harne
 		WithInterceptorFuncs(interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
 			h.patched[obj.GetNamespace()+"/"+obj.GetName()]++
 			return c.Patch(ctx, obj, p, opts...)
+		}, Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*appsv1.Deployment); ok {
+				h.read[key.String()]++
+			}
+			return c.Get(ctx, key, obj, opts...)
 		}}).Build()
 	h.r = &Reconciler{Kind: &v1alpha1.LinkerdCAIssuer{}, Client: h.c, APIReader: h.c, Signer: &controller.Signer{},
 		Recorder: h.events, Clock: h.clock, Config: cfg}
