@@ -28,10 +28,12 @@ import (
 
 // What a real cluster holds beside the mesh's running pods, and must not
 // stop a rotation: a finished Job's pod, an evicted pod its ReplicaSet left
-// behind, a paused Deployment that a restart cannot roll.
+// behind, a paused Deployment and an OnDelete StatefulSet that a restart
+// cannot roll.
 type leftovers struct {
 	finished, evicted client.ObjectKey
 	paused            *appsv1.Deployment
+	onDelete          *appsv1.StatefulSet
 }
 
 // addLeftovers makes them under the current root, so that after a renewal
@@ -82,6 +84,15 @@ func (m *rotationMesh) addLeftovers(t *testing.T) *leftovers {
 	create(t, l.paused)
 	waitRolledOut(t, l.paused)
 	update(t, l.paused, func() { l.paused.Spec.Paused = true })
+
+	labels := map[string]string{"app": "ondelete-db"}
+	l.onDelete = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: workloadNamespace(2), Name: "ondelete-db"},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1), ServiceName: "ondelete-db", Selector: &metav1.LabelSelector{MatchLabels: labels},
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "registry.example/db:1"}}}}}}
+	create(t, l.onDelete)
+	waitBarePod(t, l.onDelete.Namespace, l.onDelete.Name+"-0")
 	return l
 }
 
@@ -132,13 +143,17 @@ func waitRolledOutBeside(t *testing.T, d *appsv1.Deployment, left client.ObjectK
 func (l *leftovers) waitBlocked(t *testing.T, m *rotationMesh) {
 	t.Helper()
 	name := "Deployment " + l.paused.Namespace + "/" + l.paused.Name
-	eventually(t, 3*time.Minute, "only the paused Deployment behind, named with its manual step", func() error {
+	sts := "StatefulSet " + l.onDelete.Namespace + "/" + l.onDelete.Name
+	named := func(blocked []string, who, step string) bool {
+		return slices.ContainsFunc(blocked, func(b string) bool { return strings.Contains(b, who) && strings.Contains(b, step) })
+	}
+	eventually(t, 3*time.Minute, "only the paused Deployment and the OnDelete StatefulSet behind, named with their manual steps", func() error {
 		st := m.status(t)
-		if !slices.ContainsFunc(st.Blocked, func(b string) bool { return strings.Contains(b, name) && strings.Contains(b, "kubectl rollout resume") }) {
+		if !named(st.Blocked, name, "kubectl rollout resume") || !named(st.Blocked, sts, "updateStrategy OnDelete") {
 			return fmt.Errorf("%s, blocked %v", st.Phase, st.Blocked)
 		}
-		if st.PodsBehind != *l.paused.Spec.Replicas {
-			return fmt.Errorf("%d behind %v, want the paused Deployment's %d alone", st.PodsBehind, st.Behind, *l.paused.Spec.Replicas)
+		if want := *l.paused.Spec.Replicas + *l.onDelete.Spec.Replicas; st.PodsBehind != want {
+			return fmt.Errorf("%d behind %v, want theirs alone (%d)", st.PodsBehind, st.Behind, want)
 		}
 		return nil
 	})
@@ -152,6 +167,10 @@ func (l *leftovers) waitBlocked(t *testing.T, m *rotationMesh) {
 func (l *leftovers) resume(t *testing.T) {
 	t.Helper()
 	update(t, l.paused, func() { l.paused.Spec.Paused = false })
+	// OnDelete's step: delete the pod; its StatefulSet makes it again.
+	if err := cl.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.onDelete.Namespace, Name: l.onDelete.Name + "-0"}}); err != nil {
+		t.Error(err)
+	}
 	for _, key := range []client.ObjectKey{l.finished, l.evicted} {
 		var p corev1.Pod
 		if err := cl.Get(ctx, key, &p); err != nil || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
@@ -166,7 +185,7 @@ func (l *leftovers) remove(t *testing.T) {
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.finished.Namespace, Name: l.finished.Name}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.evicted.Namespace, Name: l.evicted.Name}},
 		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: l.finished.Namespace, Name: "nightly"}},
-		l.paused,
+		l.paused, l.onDelete,
 	} {
 		if err := cl.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
 			t.Error(err)
