@@ -275,9 +275,8 @@ func (m *rotationMesh) acceptBehind(t *testing.T, pod string) {
 	if code, out := linkerdCA("rotation", "switch"); code == 0 || !strings.Contains(out, pod) || !strings.Contains(out, "--accept-behind") {
 		t.Errorf("linkerd-ca rotation switch without --accept-behind: exit %d, want a refusal naming %s:\n%s", code, pod, out)
 	}
-	time.Sleep(2 * time.Second)
-	if st := m.status(t); st.Phase != v1alpha1.RotationPropagating {
-		t.Fatalf("phase %s after a refused switch; want still Propagating", st.Phase)
+	if st := m.status(t); st.Phase != v1alpha1.RotationPropagating || m.iss.Annotations[v1alpha1.AcceptBehindAnnotation] != "" {
+		t.Fatalf("phase %s, annotation %q after a refused switch; want still Propagating, nothing recorded", st.Phase, m.iss.Annotations[v1alpha1.AcceptBehindAnnotation])
 	}
 	m.watcher.accept(pod)
 	if code, out := linkerdCA("rotation", "switch", "--accept-behind"); code != 0 || !strings.Contains(out, pod) {

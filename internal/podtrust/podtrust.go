@@ -79,10 +79,9 @@ type Pod struct {
 	// ComponentStarted is when a control-plane pod's own container (named
 	// after its component: identity, destination) started; nil before.
 	ComponentStarted *time.Time
-	// Terminating pods still run their proxies, until they are gone.
-	Terminating bool
-	// DeleteBy is when a terminating pod's grace period ends: still there
-	// after it, its node is likely lost and only a force delete removes it.
+	// DeleteBy is set on a terminating pod, which still runs its proxy
+	// until it is gone: when its grace period ends. Still there after it,
+	// its node is likely lost and only a force delete removes it.
 	DeleteBy *time.Time
 	// Finished is the phase of a pod whose containers all stopped for good
 	// (Succeeded: a finished Job; Failed: evicted): it runs no proxy, so it
@@ -107,7 +106,7 @@ func Of(pod *corev1.Pod) (p Pod, ok bool) {
 	p = Pod{
 		Namespace: pod.Namespace, Name: pod.Name,
 		ControlPlane: pod.Labels[ControlPlaneNSLabel], Component: pod.Labels[ComponentLabel],
-		Created: pod.CreationTimestamp.Time, Terminating: pod.DeletionTimestamp != nil,
+		Created:  pod.CreationTimestamp.Time,
 		Workload: workloadOf(pod), RestartedFor: pod.Annotations[RestartedForAnnotation],
 	}
 	for _, e := range proxy.Env {

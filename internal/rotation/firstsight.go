@@ -20,7 +20,10 @@ func start(o Observed) (v1alpha1.RotationStatus, bool) {
 	if o.Prev != nil && o.Prev.SigningRoot != "" {
 		st := *o.Prev.DeepCopy()
 		if !o.TrustedFound {
-			keepBundle(o, &st)
+			// The trusted set is gone (deleted, or a new name): it is
+			// rebuilt from the status and Linkerd's trust roots, so that no
+			// root the pods may need leaves the bundle with it.
+			drainOthers(o, &st, o.Bundle)
 		}
 		return st, o.SigningKeyHeld
 	}
@@ -39,21 +42,14 @@ func start(o Observed) (v1alpha1.RotationStatus, bool) {
 	if root == o.Anchor {
 		st.SigningSecretName, st.SigningKMSKey = o.SpecSecret, o.SpecKMS.DeepCopy()
 	}
-	// Roots the trusted set or Linkerd's trust roots hold beyond the ones
-	// in use may still have leaves alive: they drain, never drop.
-	for _, fp := range append(slices.Clone(o.Trusted), o.Bundle...) {
-		if fp != root && fp != o.Anchor && fp != st.NextRoot && !isRetiring(st, fp) {
-			st.RetiringRoots = append(st.RetiringRoots, v1alpha1.RetiringRoot{Fingerprint: fp, Since: ceil(o.Now)})
-		}
-	}
+	drainOthers(o, &st, append(slices.Clone(o.Trusted), o.Bundle...))
 	return st, st.SigningSecretName != ""
 }
 
-// keepBundle: the trusted set is gone (deleted, or a new name). It is
-// rebuilt from the status and Linkerd's trust roots, so that no root the
-// pods may need leaves the bundle with it.
-func keepBundle(o Observed, st *v1alpha1.RotationStatus) {
-	for _, fp := range o.Bundle {
+// drainOthers: roots held beyond the ones in use (signed under, next, the
+// anchor's) may still have leaves alive, so they drain, never drop.
+func drainOthers(o Observed, st *v1alpha1.RotationStatus, held []string) {
+	for _, fp := range held {
 		if fp != st.SigningRoot && fp != st.NextRoot && fp != o.Anchor && !isRetiring(*st, fp) {
 			st.RetiringRoots = append(st.RetiringRoots, v1alpha1.RetiringRoot{Fingerprint: fp, Since: ceil(o.Now)})
 		}

@@ -37,7 +37,7 @@ func TestStuckAndBrokenPodsAreNamedWithTheirStep(t *testing.T) {
 	o := propagating()
 	stuck, broken := meshed("web-1", rootA), meshed("api-1")
 	deleteBy := t0.Add(-time.Minute)
-	stuck.Terminating, stuck.DeleteBy = true, &deleteBy
+	stuck.DeleteBy = &deleteBy
 	broken.Inline, broken.Invalid = nil, "no PEM certificate"
 	rollout := meshed("pay-1", rootA)
 	rollout.Workload = podtrust.Workload{Namespace: "app", Name: "pay", Owner: "Rollout"}
