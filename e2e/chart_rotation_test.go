@@ -37,7 +37,12 @@ func TestChartRotationRBACFollowsItsValues(t *testing.T) {
 	type grant struct{ group, resource, verb string }
 	rotation := []grant{{"", "pods", "list"}, {"", "pods", "watch"}, {"", "configmaps", "create"}, {"", "configmaps", "update"},
 		{"cert-manager.io", "certificates", "watch"}, {"cert-manager.io", "certificates/status", "update"}, {"", "events", "list"}}
-	restarts := []grant{{"apps", "deployments", "patch"}, {"apps", "statefulsets", "patch"}, {"apps", "daemonsets", "patch"}}
+	var restarts []grant
+	for _, resource := range []string{"deployments", "statefulsets", "daemonsets"} {
+		for _, verb := range []string{"get", "list", "watch", "patch"} {
+			restarts = append(restarts, grant{"apps", resource, verb})
+		}
+	}
 	for _, tc := range []struct {
 		name             string
 		set              []string

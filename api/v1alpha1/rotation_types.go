@@ -115,6 +115,15 @@ type RotationStatus struct {
 	// NextRoot still have pods behind (each is restarted at most once).
 	// +optional
 	Restarting int32 `json:"restarting,omitempty"`
+	// Restarted are the workloads the controller restarted for NextRoot,
+	// and when: recorded before the restart, so that each is restarted at
+	// most once per root even when its pod template's annotation is
+	// stripped (by hand, or by a GitOps sync) or the write after it is lost.
+	// +optional
+	// +listType=map
+	// +listMapKey=workload
+	// +kubebuilder:validation:MaxItems=1000
+	Restarted []RestartedWorkload `json:"restarted,omitempty"`
 	// Deadline is when the identity issuer in place expires: a rotation
 	// still Held then leaves the mesh without a valid issuer. For a copy
 	// of the root renewed with the same key, it is when the old copy
@@ -126,6 +135,14 @@ type RotationStatus struct {
 	Message string `json:"message,omitempty"`
 	// LastTransitionTime is when Phase last changed.
 	LastTransitionTime metav1.Time `json:"lastTransitionTime"`
+}
+
+// RestartedWorkload is a workload restarted for a rotation's next root.
+type RestartedWorkload struct {
+	// Workload is its kind, namespace and name: "Deployment emojivoto/web".
+	Workload string `json:"workload"`
+	// At is when the controller restarted it.
+	At metav1.Time `json:"at"`
 }
 
 // RetiringRoot is a root still trusted after a switch.

@@ -67,7 +67,7 @@ func run() error {
 		return err
 	}
 	if rotation.Enabled {
-		rotator.Cache(&mgrOpts.Cache, opts.WatchNamespaces)
+		rotator.Cache(&mgrOpts.Cache, opts.WatchNamespaces, rotation.Restarts)
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
@@ -81,7 +81,7 @@ func run() error {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if rotation.Enabled {
-		if err := rotator.Setup(mgr, rotation, opts.ClusterResourceNamespace); err != nil {
+		if err := rotator.Setup(ctx, mgr, rotation, opts.ClusterResourceNamespace); err != nil {
 			return fmt.Errorf("setting up the rotation controllers: %w", err)
 		}
 	}

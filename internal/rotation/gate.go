@@ -98,15 +98,24 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 			continue
 		}
 		ws, found := o.Workloads[w]
+		at, recorded := restartedAt(st, w)
+		if !recorded && ws.RestartedFor == root {
+			// Restarted before the status recorded it (a status lost, or
+			// written by an older controller): the annotation says when.
+			at, recorded = ws.RestartedAt, true
+		}
 		switch {
 		case !found:
 			block(st, fmt.Sprintf("%s (of pod %s) is not found, so no restart replaces the pod: delete the pod, or its ReplicaSet if no Deployment owns it", w, p.Key()))
 		case ws.Manual != "":
 			block(st, fmt.Sprintf("%s: %s", w, ws.Manual))
-		case ws.RestartedFor == root && cfg.RestartTimeout > 0 && !ws.RestartedAt.IsZero() && o.Now.Sub(ws.RestartedAt) > cfg.RestartTimeout:
+		case recorded && ws.RestartedFor != root && o.Now.Sub(at) > restartSeen:
+			block(st, fmt.Sprintf("%s: restarted for the new root at %s, but its pod template's %s annotation does not say so (removed by hand or by a GitOps sync, or the restart's write was lost), and a workload is restarted once per root: if its pods are still behind, kubectl rollout restart it",
+				w, at.UTC().Format(time.RFC3339), podtrust.RestartedForAnnotation))
+		case cfg.RestartTimeout > 0 && !at.IsZero() && o.Now.Sub(at) > cfg.RestartTimeout:
 			block(st, fmt.Sprintf("%s: restarted for the new root at %s and still has pods behind after %s, so its rollout is stalled (kubectl rollout status); it no longer holds a restart slot",
-				w, ws.RestartedAt.UTC().Format(time.RFC3339), cfg.RestartTimeout))
-		case ws.RestartedFor == root:
+				w, at.UTC().Format(time.RFC3339), cfg.RestartTimeout))
+		case recorded:
 			inFlight[w] = true
 		case !slices.Contains(candidates, w):
 			candidates = append(candidates, w)
@@ -120,7 +129,31 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 		if len(inFlight)+len(restart) >= limit {
 			break
 		}
+		if len(st.Restarted) >= MaxRestartRecords {
+			block(st, fmt.Sprintf("%d workloads were restarted for the new root, as many as the status records: restart the rest of those behind by hand (kubectl rollout restart)", MaxRestartRecords))
+			break
+		}
+		// Recorded before it is done: the status is written before the
+		// restart, so a restart is never repeated, even when the write of
+		// its annotation is lost.
+		st.Restarted = append(st.Restarted, v1alpha1.RestartedWorkload{Workload: w.String(), At: metav1.NewTime(o.Now)})
 		restart = append(restart, w)
 	}
 	return restart, int32(len(inFlight) + len(restart)), ""
+}
+
+// restartSeen is how long a restart may take to show in the workload the
+// controller reads (its informer lags the patch).
+const restartSeen = time.Minute
+
+// MaxRestartRecords bounds status.rotation.restarted (its CRD's maxItems).
+const MaxRestartRecords = 1000
+
+func restartedAt(st *v1alpha1.RotationStatus, w podtrust.Workload) (time.Time, bool) {
+	for _, r := range st.Restarted {
+		if r.Workload == w.String() {
+			return r.At.Time, true
+		}
+	}
+	return time.Time{}, false
 }

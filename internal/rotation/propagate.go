@@ -15,7 +15,7 @@ import (
 // It is trusted at once, and signed under once every pod holds it.
 func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus, d *Decision) {
 	if st.NextRoot != o.Anchor {
-		st.NextRoot, st.BundleGainedAt, st.AcceptedBehind = o.Anchor, nil, nil
+		st.NextRoot, st.BundleGainedAt, st.AcceptedBehind, st.Restarted = o.Anchor, nil, nil, nil
 	}
 	if st.BundleGainedAt == nil && slices.Contains(o.Bundle, st.NextRoot) {
 		st.BundleGainedAt = ceil(o.Now)

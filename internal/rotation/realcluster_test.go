@@ -178,3 +178,35 @@ func TestARootJustRetiredIsNoDrift(t *testing.T) {
 		t.Errorf("AA dropped mid-drain: %+v, drift %q; want Draining with drift", d.Status, d.Drift)
 	}
 }
+
+func TestARestartIsRecordedAndNotRepeatedWhenItsAnnotationIsStripped(t *testing.T) {
+	c := cfg
+	c.Restarts, c.RestartTimeout = true, time.Hour
+	o := propagating()
+	o.Pods = []podtrust.Pod{meshed("web-1", rootA)}
+	web := podtrust.Workload{Kind: "Deployment", Namespace: "app", Name: "web"}
+	o.Workloads = map[podtrust.Workload]WorkloadState{web: {}}
+	d := Decide(c, o)
+	if len(d.Restart) != 1 || len(d.Status.Restarted) != 1 || d.Status.Restarted[0].Workload != web.String() || !d.Status.Restarted[0].At.Time.Equal(o.Now) {
+		t.Fatalf("restart %v recorded %v; want web restarted and recorded, with the time, in the status written before it", d.Restart, d.Status.Restarted)
+	}
+	// Its informer has not seen the patch yet: in flight, not blocked.
+	o.Prev, o.Now = d.Status.DeepCopy(), o.Now.Add(10*time.Second)
+	if d = Decide(c, o); len(d.Restart) != 0 || d.Status.Restarting != 1 || len(d.Status.Blocked) != 0 {
+		t.Fatalf("restart %v restarting %d blocked %v; want web in flight", d.Restart, d.Status.Restarting, d.Status.Blocked)
+	}
+	// A GitOps sync stripped the annotation: never restarted twice, named.
+	o.Prev, o.Now = d.Status.DeepCopy(), o.Now.Add(5*time.Minute)
+	d = Decide(c, o)
+	if len(d.Restart) != 0 || d.Status.Restarting != 0 || len(d.Status.Blocked) != 1 || !strings.Contains(d.Status.Blocked[0], "annotation does not say so") {
+		t.Fatalf("restart %v restarting %d blocked %v; want no second restart, no slot held, and web named", d.Restart, d.Status.Restarting, d.Status.Blocked)
+	}
+	if len(d.Status.Restarted) != 1 {
+		t.Fatalf("recorded %v; want the record kept", d.Status.Restarted)
+	}
+	// A newer root starts the record over.
+	o.Prev, o.Anchor = d.Status.DeepCopy(), "CC"
+	if d = Decide(c, o); len(d.Status.Restarted) > 1 || (len(d.Status.Restarted) == 1 && !d.Status.Restarted[0].At.Time.Equal(o.Now)) {
+		t.Fatalf("recorded %v for a newer root; want only this step's", d.Status.Restarted)
+	}
+}

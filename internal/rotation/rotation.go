@@ -99,6 +99,9 @@ func Decide(cfg Config, o Observed) Decision {
 	default:
 		settle(cfg, o, &st, &d)
 	}
+	if st.NextRoot == "" {
+		st.Restarted = nil
+	}
 	// A root this very step retired, and whose removal Linkerd's trust
 	// roots already show (the trusted set is written before the status, so
 	// a status write lost after it is decided again), is no drift: only the

@@ -23,7 +23,7 @@ type Options struct {
 // BindFlags registers the options with their defaults.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Enabled, "rotation", false, "Run the trust anchor rotation controller for issuers with spec.rotation: it keeps their trusted set and signs under a new root only once every meshed pod holds it. Needs list/watch on pods cluster-wide.")
-	fs.BoolVar(&o.Restarts, "rotation-restarts", false, "Restart the workloads whose pods do not hold a new root yet: the control plane first, each workload at most once per rotation. Needs patch on Deployments, StatefulSets and DaemonSets.")
+	fs.BoolVar(&o.Restarts, "rotation-restarts", false, "Restart the workloads whose pods do not hold a new root yet: the control plane first, each workload at most once per rotation. Needs get, list, watch and patch on Deployments, StatefulSets and DaemonSets.")
 	fs.IntVar(&o.MaxConcurrentRestarts, "rotation-max-concurrent-restarts", 2, "Workloads restarting at once during a rotation.")
 	fs.DurationVar(&o.RestartTimeout, "rotation-restart-timeout", 10*time.Minute, "How long a restarted workload may keep pods without the new root before it is named stalled and frees its restart slot for the others.")
 	fs.DurationVar(&o.LeafLifetime, "proxy-certificate-lifetime", 24*time.Hour, "How long Linkerd's proxy certificates live (identity.issuer.issuanceLifetime): a retired root stays trusted this long after the switch, unless every meshed pod restarted since.")

@@ -92,7 +92,9 @@ func recordOf(cm *corev1.ConfigMap) *v1alpha1.RotationStatus {
 
 func record(st v1alpha1.RotationStatus) (string, error) {
 	st.PodsBehind, st.PodsTotal, st.Behind, st.Unrestartable, st.Blocked, st.Restarting, st.Message = 0, 0, nil, nil, nil, 0, ""
-	st.TrustRootsMissing = nil
+	// Restarted is left out: up to 1000 entries, and after a reinstall the
+	// workloads' own annotations say which were restarted.
+	st.TrustRootsMissing, st.Restarted = nil, nil
 	b, err := json.Marshal(st)
 	if err != nil {
 		return "", fmt.Errorf("recording the rotation beside the trusted set: %w", err)

@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"fmt"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,9 +22,12 @@ import (
 
 // Cache adds to the manager's cache options what the rotation reads: meshed
 // pods only (those labelled with a control plane), cluster-wide, stripped
-// to their trust (podtrust.Strip), so unrelated pods cost nothing; and
-// cert-manager Certificates in the watched namespaces.
-func Cache(opts *cache.Options, watchNamespaces []string) {
+// to their trust (podtrust.Strip), so unrelated pods cost nothing;
+// cert-manager Certificates in the watched namespaces; and, with restarts
+// on, every Deployment, StatefulSet and DaemonSet, stripped to what a
+// restart reads (podtrust.StripWorkload): a rotation over hundreds of
+// workloads then reads none of them from the API server.
+func Cache(opts *cache.Options, watchNamespaces []string, restarts bool) {
 	meshed, _ := labels.NewRequirement(podtrust.ControlPlaneNSLabel, selection.Exists, nil)
 	namespaces := make(map[string]cache.Config, len(watchNamespaces))
 	for _, ns := range watchNamespaces {
@@ -31,12 +35,26 @@ func Cache(opts *cache.Options, watchNamespaces []string) {
 	}
 	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Label: labels.NewSelector().Add(*meshed), Transform: podtrust.Strip}
 	opts.ByObject[&cmapi.Certificate{}] = cache.ByObject{Namespaces: namespaces}
+	if restarts {
+		for _, obj := range workloadKinds() {
+			opts.ByObject[obj] = cache.ByObject{Transform: podtrust.StripWorkload}
+		}
+	}
 }
 
 // Setup registers a rotation controller for each issuer kind. Anchor
 // Secrets of cluster issuers are in clusterResourceNamespace.
-func Setup(mgr ctrl.Manager, opts Options, clusterResourceNamespace string) error {
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, clusterResourceNamespace string) error {
 	s := &controller.Signer{ClusterResourceNamespace: clusterResourceNamespace}
+	if opts.Restarts {
+		// Informers made now start, and sync, with the manager's cache:
+		// made on a reconcile's first read, a missing grant would hang it.
+		for _, obj := range workloadKinds() {
+			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+				return fmt.Errorf("watching %T for restarts: %w", obj, err)
+			}
+		}
+	}
 	for _, kind := range []v1alpha1.GenericIssuer{&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}} {
 		r := &Reconciler{
 			Kind: kind, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Signer: s,
