@@ -36,7 +36,7 @@ func TestChartRotationRBACFollowsItsValues(t *testing.T) {
 	}
 	type grant struct{ group, resource, verb string }
 	rotation := []grant{{"", "pods", "list"}, {"", "pods", "watch"}, {"", "configmaps", "create"}, {"", "configmaps", "update"},
-		{"cert-manager.io", "certificates", "watch"}, {"cert-manager.io", "certificates/status", "update"}, {"", "events", "list"}}
+		{"cert-manager.io", "certificates", "watch"}, {"cert-manager.io", "certificates/status", "update"}, {"", "events", "list"}, {"", "nodes", "get"}}
 	var restarts []grant
 	for _, resource := range []string{"deployments", "statefulsets", "daemonsets"} {
 		for _, verb := range []string{"get", "list", "watch", "patch"} {

@@ -80,9 +80,12 @@ type Pod struct {
 	// after its component: identity, destination) started; nil before.
 	ComponentStarted *time.Time
 	// DeleteBy is set on a terminating pod, which still runs its proxy
-	// until it is gone: when its grace period ends. Still there after it,
-	// its node is likely lost and only a force delete removes it.
+	// until it is gone: when its grace period ends.
 	DeleteBy *time.Time
+	// NodeName is the node the pod runs on, and Finalizers what holds its
+	// deletion: a pod still there past DeleteBy is held by one or the other.
+	NodeName   string
+	Finalizers []string
 	// Finished is the phase of a pod whose containers all stopped for good
 	// (Succeeded: a finished Job; Failed: evicted): it runs no proxy, so it
 	// can break nothing and blocks nothing.
@@ -128,6 +131,7 @@ func Of(pod *corev1.Pod) (p Pod, ok bool) {
 		t := pod.DeletionTimestamp.Time
 		p.DeleteBy = &t
 	}
+	p.NodeName, p.Finalizers = pod.Spec.NodeName, pod.Finalizers
 	if ph := pod.Status.Phase; ph == corev1.PodSucceeded || ph == corev1.PodFailed {
 		p.Finished = ph
 	}

@@ -18,10 +18,11 @@ func Strip(in any) (any, error) {
 		TypeMeta: pod.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
-			CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp,
+			CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp, Finalizers: pod.Finalizers,
 			Labels:      keep(pod.Labels, ControlPlaneNSLabel, ComponentLabel, podTemplateHashLabel),
 			Annotations: keep(pod.Annotations, RestartedForAnnotation),
 		},
+		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName},
 		Status: corev1.PodStatus{StartTime: pod.Status.StartTime, Phase: pod.Status.Phase},
 	}
 	if owner := metav1.GetControllerOf(pod); owner != nil {

@@ -41,7 +41,7 @@ func Behind(pods []podtrust.Pod, root string, gained *metav1.Time, bundle []stri
 	return out
 }
 
-func list(now time.Time, st *v1alpha1.RotationStatus, behind []podtrust.Pod) {
+func list(now time.Time, st *v1alpha1.RotationStatus, behind []podtrust.Pod, nodes map[string]string) {
 	st.PodsBehind = int32(len(behind))
 	for _, p := range behind {
 		if len(st.Behind) < MaxListed {
@@ -51,14 +51,32 @@ func list(now time.Time, st *v1alpha1.RotationStatus, behind []podtrust.Pod) {
 		case p.Invalid != "":
 			block(st, fmt.Sprintf("pod %s: its proxy trusts no root (%s); fix its injection, then re-create it", p.Key(), p.Invalid))
 		case p.DeleteBy != nil && now.After(*p.DeleteBy):
-			block(st, fmt.Sprintf("pod %s: terminating since %s, past its grace period, so its node is likely lost; once it is, kubectl delete pod --force -n %s %s",
-				p.Key(), p.DeleteBy.UTC().Format(time.RFC3339), p.Namespace, p.Name))
+			block(st, stuck(p, nodes))
 		case p.Workload.Owner != "":
 			block(st, fmt.Sprintf("%s: this controller does not restart a %s; restart it by its own controller (for an Argo Rollout: kubectl argo rollouts restart), or delete its pods", p.Workload, p.Workload.Owner))
 		case !p.Workload.Restartable() && len(st.Unrestartable) < MaxListed:
 			st.Unrestartable = append(st.Unrestartable, p.Key())
 		}
 	}
+}
+
+// stuck says what holds a pod still there past its grace period, and the
+// step that removes it.
+func stuck(p podtrust.Pod, nodes map[string]string) string {
+	since := fmt.Sprintf("pod %s: terminating past its grace period (%s)", p.Key(), p.DeleteBy.UTC().Format(time.RFC3339))
+	force := fmt.Sprintf("kubectl delete pod --force -n %s %s", p.Namespace, p.Name)
+	notReady, looked := nodes[p.NodeName]
+	switch {
+	case len(p.Finalizers) > 0:
+		return fmt.Sprintf("%s, held by finalizer(s) %v: the controller that set them removes them, or remove them yourself once it is safe", since, p.Finalizers)
+	case p.NodeName == "":
+		return fmt.Sprintf("%s, on no node: %s", since, force)
+	case !looked:
+		return fmt.Sprintf("%s, on node %s: if the node is lost, %s", since, p.NodeName, force)
+	case notReady != "":
+		return fmt.Sprintf("%s, on node %s, which is not Ready (%s), so no kubelet stops it: once the node is known to be down, %s", since, p.NodeName, notReady, force)
+	}
+	return fmt.Sprintf("%s, on node %s, which is Ready: its kubelet has not stopped it (kubectl describe pod -n %s %s); if it never does, %s", since, p.NodeName, p.Namespace, p.Name, force)
 }
 
 // block names something only an operator can unblock, once.

@@ -77,6 +77,10 @@ type Observed struct {
 	// AcceptBehind is the root the operator allowed to be switched to with
 	// pods behind (v1alpha1.AcceptBehindAnnotation); "" when none.
 	AcceptBehind string
+	// Nodes says, of each node that runs a pod still there past its grace
+	// period, why it is not Ready ("" when it is Ready); absent when it was
+	// not looked at.
+	Nodes map[string]string
 	// Roots is what a verifier sees of each root observed anywhere (anchor
 	// Secrets, the trusted set, Linkerd's trust roots).
 	Roots map[string]Root

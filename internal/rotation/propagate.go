@@ -21,7 +21,7 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 		st.BundleGainedAt = ceil(o.Now)
 	}
 	behind := Behind(o.Pods, st.NextRoot, st.BundleGainedAt, o.Bundle)
-	list(o.Now, st, behind)
+	list(o.Now, st, behind, o.Nodes)
 	// The operator's decision: only for this root, only once Linkerd's
 	// trust roots hold it (else every pod admitted from now on breaks too).
 	accepted := len(behind) > 0 && o.AcceptBehind != "" && o.AcceptBehind == st.NextRoot

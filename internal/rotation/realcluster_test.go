@@ -35,23 +35,35 @@ func TestFinishedPodsBlockNothing(t *testing.T) {
 
 func TestStuckAndBrokenPodsAreNamedWithTheirStep(t *testing.T) {
 	o := propagating()
-	stuck, broken := meshed("web-1", rootA), meshed("api-1")
-	deleteBy := t0.Add(-time.Minute)
-	stuck.DeleteBy = &deleteBy
+	lost, slow, held, graceful := meshed("web-1", rootA), meshed("web-2", rootA), meshed("web-3", rootA), meshed("web-4", rootA)
+	broken := meshed("api-1")
+	past, within := t0.Add(-time.Minute), t0.Add(time.Hour)
+	lost.DeleteBy, slow.DeleteBy, held.DeleteBy, graceful.DeleteBy = &past, &past, &past, &within
+	lost.NodeName, slow.NodeName, held.NodeName, graceful.NodeName = "node-lost", "node-ok", "node-ok", "node-lost"
+	held.Finalizers = []string{"example.com/drain"}
+	o.Nodes = map[string]string{"node-lost": "Ready=Unknown since 2026-12-01T11:00:00Z, NodeStatusUnknown", "node-ok": ""}
 	broken.Inline, broken.Invalid = nil, "no PEM certificate"
 	rollout := meshed("pay-1", rootA)
 	rollout.Workload = podtrust.Workload{Namespace: "app", Name: "pay", Owner: "Rollout"}
-	o.Pods = []podtrust.Pod{stuck, broken, rollout}
+	o.Pods = []podtrust.Pod{lost, slow, held, graceful, broken, rollout}
 	d := Decide(cfg, o)
-	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.PodsBehind != 3 {
-		t.Fatalf("status %+v; want Propagating with all three behind: a terminating pod counts until it is gone", d.Status)
+	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.PodsBehind != 6 {
+		t.Fatalf("status %+v; want Propagating with all six behind: a terminating pod counts until it is gone", d.Status)
 	}
-	for _, want := range []string{"app/web-1: terminating since", "kubectl delete pod --force -n app web-1", "app/api-1: its proxy trusts no root (no PEM certificate)", "Rollout app/pay"} {
+	for _, want := range []string{
+		"app/web-1: terminating past its grace period (2026-12-01T11:59:00Z), on node node-lost, which is not Ready (Ready=Unknown since 2026-12-01T11:00:00Z, NodeStatusUnknown), so no kubelet stops it: once the node is known to be down, kubectl delete pod --force -n app web-1",
+		"app/web-2: terminating past its grace period (2026-12-01T11:59:00Z), on node node-ok, which is Ready: its kubelet has not stopped it",
+		"app/web-3: terminating past its grace period (2026-12-01T11:59:00Z), held by finalizer(s) [example.com/drain]",
+		"app/api-1: its proxy trusts no root (no PEM certificate)", "Rollout app/pay",
+	} {
 		if !slices.ContainsFunc(d.Status.Blocked, func(b string) bool { return strings.Contains(b, want) }) {
 			t.Errorf("blocked %q lacks %q", d.Status.Blocked, want)
 		}
 	}
-	if !strings.Contains(d.Status.Message, "3 need a manual step") {
+	if slices.ContainsFunc(d.Status.Blocked, func(b string) bool { return strings.Contains(b, "web-4") }) {
+		t.Errorf("blocked %q names a pod within its grace period", d.Status.Blocked)
+	}
+	if !strings.Contains(d.Status.Message, "5 need a manual step") {
 		t.Errorf("message %q does not point at the blocked list", d.Status.Message)
 	}
 }

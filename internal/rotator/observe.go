@@ -94,6 +94,9 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 			o.Pods = append(o.Pods, p)
 		}
 	}
+	if err := r.observeNodes(ctx, o); err != nil {
+		return nil, err
+	}
 	if err := r.observeIdentity(ctx, iss, o); err != nil {
 		return nil, err
 	}
