@@ -29,11 +29,13 @@ import (
 // What a real cluster holds beside the mesh's running pods, and must not
 // stop a rotation: a finished Job's pod, an evicted pod its ReplicaSet left
 // behind, a paused Deployment and an OnDelete StatefulSet that a restart
-// cannot roll.
+// cannot roll; and (rotation_lostnode_test.go) a pod on a lost node and a
+// restarted Deployment whose annotation a GitOps sync strips.
 type leftovers struct {
 	finished, evicted client.ObjectKey
 	paused            *appsv1.Deployment
 	onDelete          *appsv1.StatefulSet
+	lost              *lostAndStripped
 }
 
 // addLeftovers makes them under the current root, so that after a renewal
@@ -93,6 +95,8 @@ func (m *rotationMesh) addLeftovers(t *testing.T) *leftovers {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "registry.example/db:1"}}}}}}
 	create(t, l.onDelete)
 	waitBarePod(t, l.onDelete.Namespace, l.onDelete.Name+"-0")
+	l.lost = addLostAndStripped(t)
+	l.lost.lose(t)
 	return l
 }
 
@@ -147,12 +151,15 @@ func (l *leftovers) waitBlocked(t *testing.T, m *rotationMesh) {
 	named := func(blocked []string, who, step string) bool {
 		return slices.ContainsFunc(blocked, func(b string) bool { return strings.Contains(b, who) && strings.Contains(b, step) })
 	}
-	eventually(t, 3*time.Minute, "only the paused Deployment and the OnDelete StatefulSet behind, named with their manual steps", func() error {
+	l.lost.stripOnceRestarted(t, m)
+	eventually(t, 3*time.Minute, "only the leftovers behind, each named with its manual step", func() error {
 		st := m.status(t)
-		if !named(st.Blocked, name, "kubectl rollout resume") || !named(st.Blocked, sts, "updateStrategy OnDelete") {
+		if !named(st.Blocked, name, "kubectl rollout resume") || !named(st.Blocked, sts, "updateStrategy OnDelete") || !l.lost.named(st.Blocked) {
 			return fmt.Errorf("%s, blocked %v", st.Phase, st.Blocked)
 		}
-		if want := *l.paused.Spec.Replicas + *l.onDelete.Spec.Replicas; st.PodsBehind != want {
+		// The paused Deployment's, the StatefulSet's, the lost node's and
+		// the quota-bound app's old pod.
+		if want := *l.paused.Spec.Replicas + *l.onDelete.Spec.Replicas + 2; st.PodsBehind != want {
 			return fmt.Errorf("%d behind %v, want theirs alone (%d)", st.PodsBehind, st.Behind, want)
 		}
 		return nil
@@ -167,6 +174,7 @@ func (l *leftovers) waitBlocked(t *testing.T, m *rotationMesh) {
 func (l *leftovers) resume(t *testing.T) {
 	t.Helper()
 	update(t, l.paused, func() { l.paused.Spec.Paused = false })
+	l.lost.resume(t)
 	// OnDelete's step: delete the pod; its StatefulSet makes it again.
 	if err := cl.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.onDelete.Namespace, Name: l.onDelete.Name + "-0"}}); err != nil {
 		t.Error(err)
@@ -191,6 +199,7 @@ func (l *leftovers) remove(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	l.lost.remove(t)
 }
 
 // recreateIssuer deletes the issuer and creates it again from its spec, as

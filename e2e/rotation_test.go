@@ -115,6 +115,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		left.resume(t)
 		m.waitStable(t, m.anchorRoot(t), 4*time.Minute)
 		m.assertRestartedOnce(t, m.anchorRoot(t))
+		left.lost.assertNotRestartedAgain(t)
 		left.remove(t)
 		// The figure docs/performance.md quotes: what the issuer wrote from
 		// its restart with restarts on to Stable, the request it signed too.

@@ -162,7 +162,7 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 
 // restartSeen is how long a restart may take to show in the workload the
 // controller reads (its informer lags the patch).
-const restartSeen = time.Minute
+const restartSeen = 30 * time.Second
 
 // MaxRestartRecords bounds status.rotation.restarted (its CRD's maxItems).
 const MaxRestartRecords = 1000
