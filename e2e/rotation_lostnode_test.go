@@ -122,7 +122,7 @@ func (s *lostAndStripped) stripOnceRestarted(t *testing.T, m *rotationMesh) {
 			return fmt.Errorf("restarted %v lacks %s", st.Restarted, name)
 		}
 		if !slices.ContainsFunc(st.Blocked, func(b string) bool {
-			return strings.HasPrefix(b, name) && strings.Contains(b, "annotation does not say so")
+			return strings.HasPrefix(b, name) && strings.Contains(b, "annotation is gone")
 		}) {
 			return fmt.Errorf("blocked %v", st.Blocked)
 		}

@@ -118,7 +118,7 @@ type RotationStatus struct {
 	// Restarted are the workloads the controller restarted for NextRoot,
 	// and when: recorded before the restart, so that each is restarted at
 	// most once per root even when its pod template's annotation is
-	// stripped (by hand, or by a GitOps sync) or the write after it is lost.
+	// stripped (by hand, or by a GitOps sync).
 	// +optional
 	// +listType=map
 	// +listMapKey=workload
@@ -141,8 +141,16 @@ type RotationStatus struct {
 type RestartedWorkload struct {
 	// Workload is its kind, namespace and name: "Deployment emojivoto/web".
 	Workload string `json:"workload"`
-	// At is when the controller restarted it.
+	// At is when the controller restarted it: the value of its pod
+	// template's restarted-at annotation, so that the restart written again
+	// is the same write.
 	At metav1.Time `json:"at"`
+	// Generation is the workload's metadata.generation when the restart
+	// was decided. Unchanged, the restart's write never landed (the
+	// controller stopped between recording and writing it), and it is made
+	// again; changed without the annotation, someone removed it.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // RetiringRoot is a root still trusted after a switch.

@@ -109,30 +109,37 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 	}
 	controlPlane := slices.ContainsFunc(behind, func(p podtrust.Pod) bool { return p.Component != "" })
 	inFlight := map[podtrust.Workload]bool{}
-	var candidates []podtrust.Workload
+	var candidates, redo []podtrust.Workload
 	for _, p := range behind {
 		w := p.Workload
 		if !w.Restartable() || (controlPlane && p.Component == "") {
 			continue
 		}
 		ws, found := o.Workloads[w]
-		at, recorded := restartedAt(st, w)
+		rec, recorded := restartedFor(st, w)
 		if !recorded && ws.RestartedFor == root {
 			// Restarted before the status recorded it (a status lost, or
 			// written by an older controller): the annotation says when.
-			at, recorded = ws.RestartedAt, true
+			rec, recorded = v1alpha1.RestartedWorkload{At: metav1.NewTime(ws.RestartedAt)}, true
 		}
 		switch {
 		case !found:
 			block(st, fmt.Sprintf("%s (of pod %s) is not found, so no restart replaces the pod: delete the pod, or its ReplicaSet if no Deployment owns it", w, p.Key()))
 		case ws.Manual != "":
 			block(st, fmt.Sprintf("%s: %s", w, ws.Manual))
-		case recorded && ws.RestartedFor != root && o.Now.Sub(at) > restartSeen:
-			block(st, fmt.Sprintf("%s: restarted for the new root at %s, but its pod template's %s annotation does not say so (removed by hand or by a GitOps sync, or the restart's write was lost), and a workload is restarted once per root: if its pods are still behind, kubectl rollout restart it",
-				w, at.UTC().Format(time.RFC3339), podtrust.RestartedForAnnotation))
-		case cfg.RestartTimeout > 0 && !at.IsZero() && o.Now.Sub(at) > cfg.RestartTimeout:
+		case recorded && ws.RestartedFor != root && ws.Generation == rec.Generation:
+			// Recorded, but its write never landed (the controller stopped
+			// between the two): the same write again, in the slot it holds.
+			inFlight[w] = true
+			if !slices.Contains(redo, w) {
+				redo = append(redo, w)
+			}
+		case recorded && ws.RestartedFor != root:
+			block(st, fmt.Sprintf("%s: restarted for the new root at %s, but its pod template changed since and its %s annotation is gone (removed by hand or by a GitOps sync), and a workload is restarted once per root: if its pods are still behind, kubectl rollout restart it",
+				w, rec.At.UTC().Format(time.RFC3339), podtrust.RestartedForAnnotation))
+		case cfg.RestartTimeout > 0 && !rec.At.IsZero() && o.Now.Sub(rec.At.Time) > cfg.RestartTimeout:
 			block(st, fmt.Sprintf("%s: restarted for the new root at %s and still has pods behind after %s, so its rollout is stalled (kubectl rollout status); it no longer holds a restart slot",
-				w, at.UTC().Format(time.RFC3339), cfg.RestartTimeout))
+				w, rec.At.UTC().Format(time.RFC3339), cfg.RestartTimeout))
 		case recorded:
 			inFlight[w] = true
 		case !slices.Contains(candidates, w):
@@ -152,26 +159,22 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 			break
 		}
 		// Recorded before it is done: the status is written before the
-		// restart, so a restart is never repeated, even when the write of
-		// its annotation is lost.
-		st.Restarted = append(st.Restarted, v1alpha1.RestartedWorkload{Workload: w.String(), At: metav1.NewTime(o.Now)})
+		// restart, so a restart is never repeated, even when its annotation
+		// is stripped; the generation tells a write that never landed.
+		st.Restarted = append(st.Restarted, v1alpha1.RestartedWorkload{Workload: w.String(), At: metav1.NewTime(o.Now), Generation: o.Workloads[w].Generation})
 		restart = append(restart, w)
 	}
-	return restart, int32(len(inFlight) + len(restart)), ""
+	return append(redo, restart...), int32(len(inFlight) + len(restart)), ""
 }
-
-// restartSeen is how long a restart may take to show in the workload the
-// controller reads (its informer lags the patch).
-const restartSeen = 30 * time.Second
 
 // MaxRestartRecords bounds status.rotation.restarted (its CRD's maxItems).
 const MaxRestartRecords = 1000
 
-func restartedAt(st *v1alpha1.RotationStatus, w podtrust.Workload) (time.Time, bool) {
+func restartedFor(st *v1alpha1.RotationStatus, w podtrust.Workload) (v1alpha1.RestartedWorkload, bool) {
 	for _, r := range st.Restarted {
 		if r.Workload == w.String() {
-			return r.At.Time, true
+			return r, true
 		}
 	}
-	return time.Time{}, false
+	return v1alpha1.RestartedWorkload{}, false
 }

@@ -37,6 +37,8 @@ type WorkloadState struct {
 	// Manual says why a restart cannot replace its pods (paused, OnDelete,
 	// a partition), with the step that does; "" when a restart does.
 	Manual string
+	// Generation is its metadata.generation.
+	Generation int64
 }
 
 // Observed is the cluster, as the controller saw it for one issuer.

@@ -191,26 +191,34 @@ func TestARootJustRetiredIsNoDrift(t *testing.T) {
 	}
 }
 
-func TestARestartIsRecordedAndNotRepeatedWhenItsAnnotationIsStripped(t *testing.T) {
+func TestARestartIsRecordedMadeAgainIfLostAndNotRepeatedWhenItsAnnotationIsStripped(t *testing.T) {
 	c := cfg
 	c.Restarts, c.RestartTimeout = true, time.Hour
 	o := propagating()
 	o.Pods = []podtrust.Pod{meshed("web-1", rootA)}
 	web := podtrust.Workload{Kind: "Deployment", Namespace: "app", Name: "web"}
-	o.Workloads = map[podtrust.Workload]WorkloadState{web: {}}
+	o.Workloads = map[podtrust.Workload]WorkloadState{web: {Generation: 1}}
 	d := Decide(c, o)
-	if len(d.Restart) != 1 || len(d.Status.Restarted) != 1 || d.Status.Restarted[0].Workload != web.String() || !d.Status.Restarted[0].At.Time.Equal(o.Now) {
-		t.Fatalf("restart %v recorded %v; want web restarted and recorded, with the time, in the status written before it", d.Restart, d.Status.Restarted)
+	want := v1alpha1.RestartedWorkload{Workload: web.String(), At: metav1.NewTime(o.Now), Generation: 1}
+	if len(d.Restart) != 1 || len(d.Status.Restarted) != 1 || d.Status.Restarted[0] != want {
+		t.Fatalf("restart %v recorded %+v; want web restarted and recorded as %+v, in the status written before it", d.Restart, d.Status.Restarted, want)
 	}
-	// Its informer has not seen the patch yet: in flight, not blocked.
-	o.Prev, o.Now = d.Status.DeepCopy(), o.Now.Add(10*time.Second)
+	// Still generation 1: the controller stopped before the patch (or its
+	// cache has not seen it). The same write again, the record unchanged.
+	o.Prev, o.Now = d.Status.DeepCopy(), o.Now.Add(10*time.Minute)
+	d = Decide(c, o)
+	if len(d.Restart) != 1 || d.Status.Restarting != 1 || len(d.Status.Blocked) != 0 || len(d.Status.Restarted) != 1 || d.Status.Restarted[0] != want {
+		t.Fatalf("restart %v restarting %d blocked %v recorded %+v; want the same restart made again, in its own slot", d.Restart, d.Status.Restarting, d.Status.Blocked, d.Status.Restarted)
+	}
+	// Landed: in flight.
+	o.Workloads[web] = WorkloadState{Generation: 2, RestartedFor: rootB, RestartedAt: want.At.Time}
 	if d = Decide(c, o); len(d.Restart) != 0 || d.Status.Restarting != 1 || len(d.Status.Blocked) != 0 {
 		t.Fatalf("restart %v restarting %d blocked %v; want web in flight", d.Restart, d.Status.Restarting, d.Status.Blocked)
 	}
 	// A GitOps sync stripped the annotation: never restarted twice, named.
-	o.Prev, o.Now = d.Status.DeepCopy(), o.Now.Add(5*time.Minute)
+	o.Workloads[web] = WorkloadState{Generation: 3}
 	d = Decide(c, o)
-	if len(d.Restart) != 0 || d.Status.Restarting != 0 || len(d.Status.Blocked) != 1 || !strings.Contains(d.Status.Blocked[0], "annotation does not say so") {
+	if len(d.Restart) != 0 || d.Status.Restarting != 0 || len(d.Status.Blocked) != 1 || !strings.Contains(d.Status.Blocked[0], "annotation is gone") {
 		t.Fatalf("restart %v restarting %d blocked %v; want no second restart, no slot held, and web named", d.Restart, d.Status.Restarting, d.Status.Blocked)
 	}
 	if len(d.Status.Restarted) != 1 {

@@ -132,7 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	for _, w := range d.Restart {
-		if err := r.restart(ctx, w, d.Status.NextRoot); err != nil {
+		if err := r.restart(ctx, w, d.Status.NextRoot, restartedAt(d.Status, w)); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -156,9 +156,10 @@ func (r *Reconciler) trustedRef(iss v1alpha1.GenericIssuer) types.NamespacedName
 }
 
 // restart rolls a workload out again, as `kubectl rollout restart` does, by
-// writing the root into its pod template: the same value again changes
-// nothing, so a workload restarts at most once per root.
-func (r *Reconciler) restart(ctx context.Context, w podtrust.Workload, root string) error {
+// writing the root, and the time the restart was recorded, into its pod
+// template: the same values again change nothing, so a restart made again
+// after a crash (or read from a stale cache) is no second rollout.
+func (r *Reconciler) restart(ctx context.Context, w podtrust.Workload, root string, at time.Time) error {
 	obj, err := workloadObject(w)
 	if err != nil {
 		return err
@@ -166,10 +167,21 @@ func (r *Reconciler) restart(ctx context.Context, w podtrust.Workload, root stri
 	obj.SetNamespace(w.Namespace)
 	obj.SetName(w.Name)
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q,%q:%q}}}}}`, podtrust.RestartedForAnnotation, root,
-		podtrust.RestartedAtAnnotation, r.Clock.Now().UTC().Format(time.RFC3339))
+		podtrust.RestartedAtAnnotation, at.UTC().Format(time.RFC3339))
 	err = r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	return err
+}
+
+// restartedAt is when the status records w's restart for the next root
+// (every restart decided is recorded first).
+func restartedAt(st v1alpha1.RotationStatus, w podtrust.Workload) time.Time {
+	for _, rec := range st.Restarted {
+		if rec.Workload == w.String() {
+			return rec.At.Time
+		}
+	}
+	return st.LastTransitionTime.Time
 }

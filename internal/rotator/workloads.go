@@ -51,7 +51,7 @@ func (r *Reconciler) observeWorkloads(ctx context.Context, o *observed) error {
 			return fmt.Errorf("reading %s: %w", w, err)
 		}
 		ann := templateOf(obj).Annotations
-		ws := rotation.WorkloadState{RestartedFor: ann[podtrust.RestartedForAnnotation], Manual: manualStep(obj)}
+		ws := rotation.WorkloadState{RestartedFor: ann[podtrust.RestartedForAnnotation], Manual: manualStep(obj), Generation: obj.GetGeneration()}
 		ws.RestartedAt, _ = time.Parse(time.RFC3339, ann[podtrust.RestartedAtAnnotation])
 		o.Workloads[w] = ws
 	}

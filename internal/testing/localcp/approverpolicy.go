@@ -101,7 +101,7 @@ func (r *requestIdentity) Handle(_ context.Context, req admission.Request) admis
 }
 
 func (cp *ControlPlane) startRequestIdentity(ctx context.Context) error {
-	return cp.serveMutatingWebhook(ctx, "cert-manager-webhook", &requestIdentity{decoder: admission.NewDecoder(cp.env.Scheme)},
+	return cp.ServeMutatingWebhook(ctx, "cert-manager-webhook", &requestIdentity{decoder: admission.NewDecoder(cp.env.Scheme)},
 		admissionregistrationv1.MutatingWebhook{
 			Name:  "webhook.cert-manager.io",
 			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"}, Resources: []string{"certificaterequests"}}}},

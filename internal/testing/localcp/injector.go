@@ -106,7 +106,7 @@ func (i *injector) Handle(ctx context.Context, req admission.Request) admission.
 // startInjector serves the stand-in injector and registers it as Linkerd
 // does, for pods of namespaces labelled linkerd.io/inject=enabled.
 func (cp *ControlPlane) startInjector(ctx context.Context, controlPlane string) error {
-	return cp.serveMutatingWebhook(ctx, "linkerd-proxy-injector-webhook-config",
+	return cp.ServeMutatingWebhook(ctx, "linkerd-proxy-injector-webhook-config",
 		&injector{client: cp.Client, controlPlane: controlPlane, decoder: admission.NewDecoder(cp.env.Scheme)},
 		admissionregistrationv1.MutatingWebhook{
 			Name:              "linkerd-proxy-injector.linkerd.io",
@@ -115,10 +115,12 @@ func (cp *ControlPlane) startInjector(ctx context.Context, controlPlane string) 
 		})
 }
 
-// serveMutatingWebhook serves a stand-in's handler on loopback with TLS, as
+// ServeMutatingWebhook serves a stand-in's handler on loopback with TLS, as
 // the API server calls webhooks, and registers it as the
 // MutatingWebhookConfiguration name with webhook's name, selector and rules.
-func (cp *ControlPlane) serveMutatingWebhook(ctx context.Context, name string, handler admission.Handler, webhook admissionregistrationv1.MutatingWebhook) error {
+// A test that registers one deletes the configuration when done; the
+// server stops with the control plane.
+func (cp *ControlPlane) ServeMutatingWebhook(ctx context.Context, name string, handler admission.Handler, webhook admissionregistrationv1.MutatingWebhook) error {
 	dir := filepath.Join(cp.Dir, name+"-tls")
 	if err := writeServingCert(dir, name); err != nil {
 		return err
