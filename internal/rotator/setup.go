@@ -66,9 +66,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, clusterResourceN
 		err := ctrl.NewControllerManagedBy(mgr).
 			Named("rotation-"+kind.IssuerKind()).
 			For(kind).
-			Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-				return r.rotating(ctx, o.GetLabels()[podtrust.ControlPlaneNSLabel])
-			})).
+			Watches(&corev1.Pod{}, r.podEvents()).
 			Watches(&corev1.ConfigMap{}, all).
 			WatchesMetadata(&corev1.Secret{}, all).
 			Watches(&cmapi.Certificate{}, all).
