@@ -60,6 +60,8 @@ type Signer struct {
 	Keys anchorkey.Opener
 
 	parsed parsed
+	// confirmations confirm anchor Secrets' revisions for signing.
+	confirmations confirmations
 }
 
 // Check is issuer-lib's readiness check: the issuer is Ready when its trust
@@ -122,8 +124,11 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		if _, err := p.Check(req); err != nil {
 			return s.refused(ctx, cr, iss, err)
 		}
-		if start, err = s.recordValidityStart(ctx, cr); err != nil {
-			return issuersigner.PEMBundle{}, err
+		var atCreation bool
+		if start, atCreation = startAtCreation(cr, iss); !atCreation {
+			if start, err = s.recordValidityStart(ctx, cr); err != nil {
+				return issuersigner.PEMBundle{}, err
+			}
 		}
 	}
 	req.Start = start

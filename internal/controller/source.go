@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
@@ -98,11 +97,16 @@ func (s *Signer) readAnchor(ctx context.Context, iss v1alpha1.GenericIssuer, p s
 	notFound := fmt.Errorf("trust anchor Secret %s not found; create it with type kubernetes.io/tls and the root CA in tls.crt and tls.key", ref)
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	var metadata client.Reader = s.Client
+	var err error
 	if fresh {
-		metadata = s.Secrets
+		m, err = s.confirmations.get(ctx, ref, func(ctx context.Context, m *metav1.PartialObjectMetadata) error {
+			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+			return s.Secrets.Get(ctx, ref, m)
+		})
+	} else {
+		err = s.Client.Get(ctx, ref, m)
 	}
-	if err := metadata.Get(ctx, ref, m); err != nil {
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			s.parsed.secretChanged(ref, version{})
 			return nil, notFound

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/testpki"
@@ -177,5 +178,56 @@ func TestTheCacheKeepsOnlyTheValidityWriters(t *testing.T) {
 	other := metav1.ManagedFieldsEntry{Manager: "cert-manager", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:request":{}}}`)}
 	if got := keepValidityWriters([]metav1.ManagedFieldsEntry{other, ours}); len(got) != 1 || got[0].Manager != validityFieldOwner {
 		t.Errorf("kept %+v; want the ValidityStarted writer alone", got)
+	}
+}
+
+// TestARequestMadeWhileTheIssuerWasReadyStartsAtItsCreation: the common
+// case, a request signed as soon as it is made, costs no write for its
+// start: it starts when the API server created it, on every signing. One
+// made before the issuer last turned Ready waited, and has its start
+// recorded at the first signing attempt.
+func TestARequestMadeWhileTheIssuerWasReadyStartsAtItsCreation(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	created := now.Add(-3 * time.Second)
+	for _, tc := range []struct {
+		name        string
+		readySince  time.Time
+		wantStart   time.Time
+		wantPatches int
+	}{
+		{"ready before the request", now.Add(-time.Hour), created, 0},
+		{"ready in the request's second", created, created, 0},
+		{"ready after the request: it waited", now.Add(-time.Second), now, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cr := newRequest(t, seed48h(), created, time.Time{})
+			s, _ := newSigner(t, anchorSecret("linkerd", a), cr)
+			patches := 0
+			s.Client = interceptor.NewClient(s.Client.(client.WithWatch), interceptor.Funcs{
+				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+					patches++
+					return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+				}})
+			if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
+				t.Fatal(err)
+			}
+			iss := issuer("linkerd")
+			iss.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Checked", LastTransitionTime: metav1.NewTime(tc.readySince)}}
+			for range 2 { // signed again, after a lost status write: the same start
+				out, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(cr), iss)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cert := decodeOne(t, out.ChainPEM); !cert.NotBefore.Equal(tc.wantStart.Add(-signer.ClockSkew)) {
+					t.Errorf("valid from %s, want %s", cert.NotBefore, tc.wantStart.Add(-signer.ClockSkew))
+				}
+				if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if patches != tc.wantPatches {
+				t.Errorf("%d status patches, want %d", patches, tc.wantPatches)
+			}
+		})
 	}
 }
