@@ -110,13 +110,17 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 	controlPlane := slices.ContainsFunc(behind, func(p podtrust.Pod) bool { return p.Component != "" })
 	inFlight := map[podtrust.Workload]bool{}
 	var candidates, redo []podtrust.Workload
+	records := make(map[string]v1alpha1.RestartedWorkload, len(st.Restarted))
+	for _, r := range st.Restarted {
+		records[r.Workload] = r
+	}
 	for _, p := range behind {
 		w := p.Workload
 		if !w.Restartable() || (controlPlane && p.Component == "") {
 			continue
 		}
 		ws, found := o.Workloads[w]
-		rec, recorded := restartedFor(st, w)
+		rec, recorded := records[w.String()]
 		if !recorded && ws.RestartedFor == root {
 			// Restarted before the status recorded it (a status lost, or
 			// written by an older controller): the annotation says when.
@@ -169,12 +173,3 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 
 // MaxRestartRecords bounds status.rotation.restarted (its CRD's maxItems).
 const MaxRestartRecords = 1000
-
-func restartedFor(st *v1alpha1.RotationStatus, w podtrust.Workload) (v1alpha1.RestartedWorkload, bool) {
-	for _, r := range st.Restarted {
-		if r.Workload == w.String() {
-			return r, true
-		}
-	}
-	return v1alpha1.RestartedWorkload{}, false
-}
