@@ -163,6 +163,21 @@ func TestMetricsEndpoint(t *testing.T) {
 		if got := scrape(t, "linkerd_ca_issuer_signing_duration_seconds", map[string]string{"issuer_kind": v1alpha1.IssuerKind}); got < 1 {
 			return fmt.Errorf("signing latency histogram has %v observations", got)
 		}
+		if got := scrape(t, "linkerd_ca_issuer_ready", labels); got != 1 {
+			return fmt.Errorf("ready %v, want 1", got)
+		}
+		return nil
+	})
+
+	// The anchor goes: the issuer is not Ready, and the gauge says so.
+	if err := cl.Delete(ctx, anchorSecret(nsMetrics, "anchor", anchor)); err != nil {
+		t.Fatal(err)
+	}
+	waitIssuer(t, iss, metav1.ConditionFalse, "not found")
+	eventually(t, 10*time.Second, "ready 0", func() error {
+		if got, present := scrapeSeries(t, "linkerd_ca_issuer_ready", labels); !present || got != 0 {
+			return fmt.Errorf("ready %v (present %v), want 0", got, present)
+		}
 		return nil
 	})
 
@@ -171,8 +186,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the deleted issuer's series gone", func() error {
-		for _, name := range []string{"linkerd_ca_issuer_requests_signed_total", "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds"} {
-			if got := scrape(t, name, labels); got != 0 {
+		for _, name := range []string{"linkerd_ca_issuer_requests_signed_total", "linkerd_ca_issuer_trust_anchor_expiry_timestamp_seconds", "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds", "linkerd_ca_issuer_ready"} {
+			if got, present := scrapeSeries(t, name, labels); present {
 				return fmt.Errorf("%s is still %v", name, got)
 			}
 		}
@@ -184,23 +199,30 @@ func TestMetricsEndpoint(t *testing.T) {
 // sample count); 0 when absent.
 func scrape(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
+	v, _ := scrapeSeries(t, name, labels)
+	return v
+}
+
+// scrapeSeries is scrape, and whether the series exists.
+func scrapeSeries(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
 	f, ok := issuerMetrics(t)[name]
 	if !ok {
-		return 0
+		return 0, false
 	}
 	for _, m := range f.GetMetric() {
 		if matches(m, labels) {
 			switch {
 			case m.Counter != nil:
-				return m.Counter.GetValue()
+				return m.Counter.GetValue(), true
 			case m.Gauge != nil:
-				return m.Gauge.GetValue()
+				return m.Gauge.GetValue(), true
 			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
+				return float64(m.Histogram.GetSampleCount()), true
 			}
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // issuerMetrics is what the issuer's metrics endpoint serves now.

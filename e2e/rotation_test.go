@@ -87,6 +87,9 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		if behind := scrape(t, "linkerd_ca_issuer_rotation_pods_behind", labels); behind != float64(st.PodsBehind) {
 			t.Errorf("metric pods behind = %g, want %d", behind, st.PodsBehind)
 		}
+		if deadline := scrape(t, "linkerd_ca_issuer_rotation_deadline_timestamp_seconds", labels); st.Deadline == nil || deadline != float64(st.Deadline.Unix()) {
+			t.Errorf("metric deadline = %g, want status.rotation.deadline %v", deadline, st.Deadline)
+		}
 		labels["phase"] = "Held"
 		if held := scrape(t, "linkerd_ca_issuer_rotation_phase", labels); held != 1 {
 			t.Errorf("metric phase{Held} = %g, want 1", held)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
 
@@ -74,6 +75,13 @@ func (s *Signer) Check(ctx context.Context, issuer issuerapi.Issuer) error {
 	if err != nil {
 		return err
 	}
+	err = s.check(ctx, iss)
+	kind, name := IssuerLabels(iss)
+	metrics.Ready(kind, name, err == nil)
+	return err
+}
+
+func (s *Signer) check(ctx context.Context, iss v1alpha1.GenericIssuer) error {
 	p := s.policyFor(iss)
 	anchor, err := s.readAnchor(ctx, iss, p, false)
 	if err != nil {

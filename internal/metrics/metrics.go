@@ -32,6 +32,11 @@ var (
 		Help: "When the issuer's trust anchor expires (Unix time).",
 	}, []string{"issuer_kind", "issuer"})
 
+	ready = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "linkerd_ca_issuer_ready",
+		Help: "1 when the issuer's last check passed (it can sign), 0 when it did not.",
+	}, []string{"issuer_kind", "issuer"})
+
 	issuedExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "linkerd_ca_issuer_issued_certificate_expiry_timestamp_seconds",
 		Help: "When the certificate the issuer signed last expires (Unix time).",
@@ -39,7 +44,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(signed, refused, signingSeconds, anchorExpiry, issuedExpiry)
+	ctrlmetrics.Registry.MustRegister(signed, refused, signingSeconds, anchorExpiry, issuedExpiry, ready)
 }
 
 // Signed records a signed request and its certificate's expiry.
@@ -59,6 +64,15 @@ func AnchorExpiry(kind, issuer string, notAfter time.Time) {
 	anchorExpiry.WithLabelValues(kind, issuer).Set(float64(notAfter.Unix()))
 }
 
+// Ready records whether an issuer's last check passed.
+func Ready(kind, issuer string, ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	ready.WithLabelValues(kind, issuer).Set(v)
+}
+
 // Forget deletes every series of a deleted issuer.
 func Forget(kind, issuer string) {
 	labels := map[string]string{"issuer_kind": kind, "issuer": issuer}
@@ -66,5 +80,6 @@ func Forget(kind, issuer string) {
 	refused.DeletePartialMatch(labels)
 	anchorExpiry.DeletePartialMatch(labels)
 	issuedExpiry.DeletePartialMatch(labels)
+	ready.DeletePartialMatch(labels)
 	forgetRotation(labels)
 }

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -14,6 +16,11 @@ var (
 		Help: "1 for the phase the issuer's trust anchor rotation is in, 0 for the others.",
 	}, []string{"issuer_kind", "issuer", "phase"})
 
+	rotationDeadline = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "linkerd_ca_issuer_rotation_deadline_timestamp_seconds",
+		Help: "When the identity issuer in place expires while a rotation waits for pods (Unix seconds); 0 when no rotation waits.",
+	}, []string{"issuer_kind", "issuer"})
+
 	podsBehind = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "linkerd_ca_issuer_rotation_pods_behind",
 		Help: "Meshed and control-plane pods that do not hold the root being rolled out yet.",
@@ -21,11 +28,17 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(rotationPhase, podsBehind)
+	ctrlmetrics.Registry.MustRegister(rotationPhase, podsBehind, rotationDeadline)
 }
 
-// SetRotation records where an issuer's rotation stands.
-func SetRotation(kind, issuer, phase string, behind int) {
+// SetRotation records where an issuer's rotation stands; deadline is zero
+// when no rotation waits for pods.
+func SetRotation(kind, issuer, phase string, behind int, deadline time.Time) {
+	d := 0.0
+	if !deadline.IsZero() {
+		d = float64(deadline.Unix())
+	}
+	rotationDeadline.WithLabelValues(kind, issuer).Set(d)
 	for _, p := range Phases {
 		v := 0.0
 		if p == phase {
@@ -39,4 +52,5 @@ func SetRotation(kind, issuer, phase string, behind int) {
 func forgetRotation(labels prometheus.Labels) {
 	rotationPhase.DeletePartialMatch(labels)
 	podsBehind.DeletePartialMatch(labels)
+	rotationDeadline.DeletePartialMatch(labels)
 }

@@ -118,7 +118,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	r.throttle.wrote(key, o.Now)
 	kind, name := controller.IssuerLabels(iss)
-	metrics.SetRotation(kind, name, string(d.Status.Phase), int(d.Status.PodsBehind))
+	var deadline time.Time
+	if d.Status.Deadline != nil {
+		deadline = d.Status.Deadline.Time
+	}
+	metrics.SetRotation(kind, name, string(d.Status.Phase), int(d.Status.PodsBehind), deadline)
 	if d.Event != nil {
 		typ := corev1.EventTypeNormal
 		if d.Event.Warning {

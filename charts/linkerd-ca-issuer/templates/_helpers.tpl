@@ -54,3 +54,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- toYaml (dict "docs" $docs) -}}
 {{- end -}}
+
+{{/* A duration of one unit (90s, 30m, 24h, 7d) in seconds, for PromQL. */}}
+{{- define "lci.seconds" -}}
+{{- $unit := substr (int (sub (len .) 1)) (len .) . -}}
+{{- mul (atoi (trimSuffix $unit .)) (get (dict "s" 1 "m" 60 "h" 3600 "d" 86400) $unit) -}}
+{{- end -}}
