@@ -3,10 +3,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,5 +93,54 @@ func TestChartAlerts(t *testing.T) {
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("alerts %v, want %v", got, want)
+	}
+}
+
+// TestChartDashboard: the Grafana dashboard ConfigMap is rendered only when
+// asked for, labelled for Grafana's sidecar, and its panels read only the
+// issuer's own metrics, each one it exports.
+func TestChartDashboard(t *testing.T) {
+	if n := len(find(render(t), "ConfigMap")); n != 0 {
+		t.Errorf("rendered %d ConfigMaps by default, want none", n)
+	}
+	cms := find(render(t, "metrics.dashboard.enabled=true", "metrics.dashboard.namespace=monitoring"), "ConfigMap")
+	if len(cms) != 1 || cms[0].GetLabels()["grafana_dashboard"] != "1" || cms[0].GetNamespace() != "monitoring" {
+		t.Fatalf("dashboard ConfigMaps %v; want one, labelled grafana_dashboard=1, in monitoring", cms)
+	}
+	raw, _, _ := unstructured.NestedString(cms[0].Object, "data", "linkerd-ca-issuer.json")
+	var dash struct {
+		Panels []struct {
+			Title, Type string
+			Targets     []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal([]byte(raw), &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := regexp.MustCompile(`[a-z_:]+_(total|seconds|bucket|behind|phase|ready)\b`)
+	var titles []string
+	for _, p := range dash.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		titles = append(titles, p.Title)
+		for _, target := range p.Targets {
+			for _, m := range series.FindAllString(target.Expr, -1) {
+				name := strings.TrimSuffix(m, "_bucket")
+				if !strings.HasPrefix(m, "linkerd_ca_issuer_") || !strings.Contains(string(doc), "| `"+name+"` |") {
+					t.Errorf("panel %q reads %s, not a metric the issuer exports (docs/metrics.md)", p.Title, m)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"Signing rate", "Signing latency", "Refusals by rule (last hour)", "Trust anchor expires in", "Identity issuer expires in",
+		"Rotation phase", "Pods behind the new root", "Workloads restarted"} {
+		if !slices.Contains(titles, want) {
+			t.Errorf("panels %v lack %q", titles, want)
+		}
 	}
 }

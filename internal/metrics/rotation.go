@@ -21,6 +21,11 @@ var (
 		Help: "When the identity issuer in place expires while a rotation waits for pods (Unix seconds); 0 when no rotation waits.",
 	}, []string{"issuer_kind", "issuer"})
 
+	restarts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linkerd_ca_issuer_rotation_restarts_total",
+		Help: "Workloads the rotation restarted (rollout restarts) for a new root.",
+	}, []string{"issuer_kind", "issuer"})
+
 	podsBehind = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "linkerd_ca_issuer_rotation_pods_behind",
 		Help: "Meshed and control-plane pods that do not hold the root being rolled out yet.",
@@ -28,7 +33,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(rotationPhase, podsBehind, rotationDeadline)
+	ctrlmetrics.Registry.MustRegister(rotationPhase, podsBehind, rotationDeadline, restarts)
 }
 
 // SetRotation records where an issuer's rotation stands; deadline is zero
@@ -53,4 +58,10 @@ func forgetRotation(labels prometheus.Labels) {
 	rotationPhase.DeletePartialMatch(labels)
 	podsBehind.DeletePartialMatch(labels)
 	rotationDeadline.DeletePartialMatch(labels)
+	restarts.DeletePartialMatch(labels)
+}
+
+// Restarted counts a workload the rotation restarted.
+func Restarted(kind, issuer string) {
+	restarts.WithLabelValues(kind, issuer).Inc()
 }

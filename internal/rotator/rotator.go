@@ -139,6 +139,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.restart(ctx, w, d.Status.NextRoot, restartedAt(d.Status, w)); err != nil {
 			return ctrl.Result{}, err
 		}
+		metrics.Restarted(kind, name)
 	}
 	if d.Status.Phase == v1alpha1.RotationStable {
 		return ctrl.Result{}, nil
