@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -49,11 +50,15 @@ func median(rs []result) result {
 func round(ctx context.Context, c client.WithWatch, id string, ref cmmeta.IssuerReference, csr []byte, n int) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	w, err := c.Watch(ctx, &cmapi.CertificateRequestList{}, client.InNamespace(ns), client.MatchingLabels{roundKey: id})
+	watchRound := func() (watch.Interface, error) {
+		return c.Watch(ctx, &cmapi.CertificateRequestList{}, client.InNamespace(ns), client.MatchingLabels{roundKey: id})
+	}
+	w, err := watchRound()
 	if err != nil {
 		return result{}, err
 	}
-	defer w.Stop()
+	defer func() { w.Stop() }()
+	rewatched := 0
 
 	var mu sync.Mutex
 	created := make(map[string]time.Time, n)
@@ -92,7 +97,17 @@ func round(ctx context.Context, c client.WithWatch, id string, ref cmmeta.Issuer
 			return result{}, fmt.Errorf("%d of %d Ready: %w", len(seen), n, ctx.Err())
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return result{}, fmt.Errorf("watch closed after %d of %d", len(seen), n)
+				// The API server may end a watch at any time (runs of this
+				// tool saw it under load); a client watches again, and the
+				// new watch's first events are every request as it is.
+				if rewatched++; rewatched > 5 {
+					return result{}, fmt.Errorf("watch closed %d times, after %d of %d", rewatched, len(seen), n)
+				}
+				fmt.Fprintf(os.Stderr, "… %s: the watch closed after %d of %d Ready; watching again\n", id, len(seen), n)
+				if w, err = watchRound(); err != nil {
+					return result{}, err
+				}
+				continue
 			}
 			if ev.Type != watch.Added && ev.Type != watch.Modified {
 				continue
