@@ -43,6 +43,7 @@ type killer struct {
 	wrong    []string
 	down     bool
 	restarts sync.WaitGroup
+	stopped  sync.Once
 }
 
 const killerWebhook = "e2e-rotation-killer"
@@ -64,16 +65,20 @@ func startKiller(t *testing.T, m *rotationMesh) *killer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// However the test ends, nothing is killed after it.
+	t.Cleanup(func() { k.stop(t) })
 	return k
 }
 
-// stop unregisters the webhook and waits for a restart in flight.
+// stop unregisters the webhook and waits for a restart in flight; once.
 func (k *killer) stop(t *testing.T) {
 	t.Helper()
-	if err := cl.Delete(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: killerWebhook}}); err != nil {
-		t.Error(err)
-	}
-	k.restarts.Wait()
+	k.stopped.Do(func() {
+		if err := cl.Delete(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: killerWebhook}}); err != nil {
+			t.Error(err)
+		}
+		k.restarts.Wait()
+	})
 }
 
 func (k *killer) Handle(_ context.Context, req admission.Request) admission.Response {

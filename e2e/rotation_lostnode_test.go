@@ -59,6 +59,8 @@ func addLostAndStripped(t *testing.T) *lostAndStripped {
 		t.Fatal(err)
 	}
 	s.pod = client.ObjectKeyFromObject(pod)
+	// Only a force delete removes it, whatever happens to the test.
+	t.Cleanup(func() { _ = cl.Delete(ctx, pod, client.GracePeriodSeconds(0)) })
 
 	s.class = &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-quota-bound"}, Value: 0}
 	create(t, s.class)
