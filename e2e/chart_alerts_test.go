@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,22 +16,10 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
-// renderWith renders the chart as `helm install` would where the API
-// versions given are served.
+// renderWith renders the chart where the API versions given are served.
 func renderWith(t *testing.T, apis []string, set ...string) []*unstructured.Unstructured {
 	t.Helper()
-	args := []string{"template", localcp.ReleaseName, filepath.Join(repoRoot(t), "charts", "linkerd-ca-issuer"), "--kube-version", "1.36.0"}
-	for _, a := range apis {
-		args = append(args, "--api-versions", a)
-	}
-	for _, s := range set {
-		args = append(args, "--set", s)
-	}
-	out, err := exec.Command(filepath.Join(repoRoot(t), "bin", "helm"), args...).Output()
-	if err != nil {
-		t.Fatalf("helm %v: %v", args, err)
-	}
-	objs, err := localcp.DecodeManifests(out)
+	objs, err := localcp.RenderChartServing(repoRoot(t), apis, set...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,7 @@ func (c *confirmations) get(ctx context.Context, ref types.NamespacedName, read 
 		if round.err != nil {
 			return nil, round.err
 		}
-		m := round.meta.DeepCopy()
-		return m, nil
+		return round.meta.DeepCopy(), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

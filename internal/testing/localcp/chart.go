@@ -19,13 +19,23 @@ import (
 const ReleaseName = "linkerd-ca-issuer"
 
 // RenderChart renders charts/linkerd-ca-issuer with bin/helm into the
-// release namespace IssuerNamespace, with extra `--set` values.
+// release namespace IssuerNamespace, with extra `--set` values, as `helm
+// install` does on a 1.36 API server.
 func RenderChart(repoRoot string, set ...string) ([]*unstructured.Unstructured, error) {
+	// What the 1.36 API server's discovery tells `helm install`, and `helm
+	// template` does not know by itself.
+	return RenderChartServing(repoRoot, []string{"admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"}, set...)
+}
+
+// RenderChartServing is RenderChart where the API server serves exactly
+// the optional APIs given (group/version/Kind), for templates rendered only
+// where an API is served.
+func RenderChartServing(repoRoot string, apis []string, set ...string) ([]*unstructured.Unstructured, error) {
 	args := []string{"template", ReleaseName, filepath.Join(repoRoot, "charts", "linkerd-ca-issuer"),
-		"--namespace", IssuerNamespace, "--kube-version", "1.36.0",
-		// What the 1.36 API server's discovery tells `helm install`, and
-		// `helm template` does not know by itself.
-		"--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"}
+		"--namespace", IssuerNamespace, "--kube-version", "1.36.0"}
+	for _, a := range apis {
+		args = append(args, "--api-versions", a)
+	}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
