@@ -135,6 +135,13 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 			k.stop(t)
 			t.Fatalf("linkerd-ca rotation start: exit %d\n%s", code, out)
 		}
+		// An operator follows it as kubectl rollout status follows a
+		// rollout, through every kill, to its end.
+		watched := make(chan string, 1)
+		go func() {
+			code, out := linkerdCA("rotation", "status", "--watch", "--timeout", "10m")
+			watched <- fmt.Sprintf("exit %d\n%s", code, out)
+		}()
 		root := m.anchorRoot(t)
 		suite.Cleanup(func() {
 			_ = cl.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsCluster, Name: m.iss.Spec.TrustAnchorSecretName}})
@@ -146,6 +153,7 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		k.waitStable(t, root)
 		k.stop(t)
 		k.report(t, killedBefore...)
+		assertWatchedToStable(t, watched)
 		m.assertRestartedOnce(t, root)
 		m.assertIssuerUnder(t, root)
 		m.waitTrustRootsHold(t, root)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,23 +32,24 @@ func main() {
 	workloads := flag.Int("workloads", 500, "Meshed Deployments.")
 	replicas := flag.Int("replicas", 10, "Pods per Deployment.")
 	concurrent := flag.Int("max-concurrent-restarts", 25, "The controller's --rotation-max-concurrent-restarts.")
+	issuerArgs := flag.String("issuer-args", "", "More flags for the issuer, space-separated (to compare settings, or --pprof-bind-address to profile it).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *workloads, *replicas, *concurrent); err != nil {
+	if err := run(ctx, *workloads, *replicas, *concurrent, strings.Fields(*issuerArgs)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-rotation:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, workloads, replicas, concurrent int) (err error) {
+func run(ctx context.Context, workloads, replicas, concurrent int, issuerArgs []string) (err error) {
 	cp, err := localcp.Start(ctx, localcp.Options{
 		WatchNamespaces: []string{controlPlane}, Workloads: true, LinkerdNamespace: controlPlane, RotationRestarts: true,
-		IssuerArgs: []string{"--zap-log-level=info", "--rotation-restarts", fmt.Sprintf("--rotation-max-concurrent-restarts=%d", concurrent),
+		IssuerArgs: append([]string{"--zap-log-level=info", "--rotation-restarts", fmt.Sprintf("--rotation-max-concurrent-restarts=%d", concurrent),
 			// The drain is the proxy certificate lifetime (24h by default):
 			// what is measured ends at the switch.
-			"--proxy-certificate-lifetime=10s"},
+			"--proxy-certificate-lifetime=10s"}, issuerArgs...),
 		Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "… "+f+"\n", a...) },
 	})
 	if err != nil {

@@ -134,7 +134,7 @@ func (o *anchorCreate) writeFiles(g *globals, anchor *trustanchor.PEM) error {
 }
 
 func (o *anchorCreate) store(cmd *cobra.Command, g *globals, secret *corev1.Secret) error {
-	c, err := g.kube.client()
+	c, err := g.client()
 	if err != nil {
 		return err
 	}

@@ -138,7 +138,7 @@ func (o *anchorCreate) storeCertificateConfigMap(cmd *cobra.Command, g *globals,
 		fmt.Fprint(g.stderr, hint)
 		return o.output.print(g.stdout, cm)
 	}
-	c, err := g.kube.client()
+	c, err := g.client()
 	if err != nil {
 		return err
 	}

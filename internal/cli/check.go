@@ -108,7 +108,7 @@ func (o *checkCmd) gather(ctx context.Context, g *globals) []identitycheck.Resul
 	}
 
 	ns := g.linkerdNamespace
-	c, err := g.kube.client()
+	c, err := g.client()
 	if err != nil {
 		return []identitycheck.Result{{Name: checkSecretReadable, Status: identitycheck.Fail, Detail: err.Error()}}
 	}

@@ -40,7 +40,7 @@ func (k *kubeFlags) clientConfig() clientcmd.ClientConfig {
 
 // client is a client for the selected context, knowing cert-manager's and
 // this issuer's kinds.
-func (k *kubeFlags) client() (client.Client, error) {
+func (k *kubeFlags) client() (client.WithWatch, error) {
 	cfg, err := k.clientConfig().ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
@@ -51,7 +51,7 @@ func (k *kubeFlags) client() (client.Client, error) {
 			return nil, err
 		}
 	}
-	return client.New(cfg, client.Options{Scheme: scheme})
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 }
 
 // explicitNamespace is -n, else fallback: where a command puts what must

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/anchorkey"
@@ -23,7 +24,8 @@ import (
 // `linkerd <name>` and checks that _extension-metadata answers with it.
 const Name = "linkerd-ca"
 
-// Exit codes: 0 done, 1 failed checks or an error, 2 bad usage.
+// Exit codes: 0 done, 1 failed checks or an error, 2 bad usage; `rotation
+// status --watch` adds 3 (past the deadline) and 4 (--timeout).
 const (
 	exitFailed = 1
 	exitUsage  = 2
@@ -52,9 +54,13 @@ func execute(ctx context.Context, g *globals, args []string) int {
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	var usage usageError
+	var exit exitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &exit):
+		fmt.Fprintf(stderr, "%s: %v\n", Name, err)
+		return exit.code
 	case errors.Is(err, errChecksFailed):
 		return exitFailed
 	case errors.As(err, &usage):
@@ -76,6 +82,15 @@ type globals struct {
 	now              func() time.Time
 	// keys opens KMS keys (--kms); nil: the built-in providers.
 	keys anchorkey.Opener
+	// kubeClient is the cluster's client; nil: the kubeconfig's.
+	kubeClient func() (client.WithWatch, error)
+}
+
+func (g *globals) client() (client.WithWatch, error) {
+	if g.kubeClient != nil {
+		return g.kubeClient()
+	}
+	return g.kube.client()
 }
 
 func newRoot(g *globals) *cobra.Command {

@@ -94,7 +94,7 @@ func (o *rootsRender) run(cmd *cobra.Command, g *globals) error {
 		}
 	}
 	if len(o.secrets) > 0 {
-		c, err := g.kube.client()
+		c, err := g.client()
 		if err != nil {
 			return err
 		}

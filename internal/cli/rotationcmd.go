@@ -26,14 +26,41 @@ func newRotation(g *globals) *cobra.Command {
 	}
 	var certificate string
 	cmd.PersistentFlags().StringVar(&certificate, "certificate", "linkerd-identity-issuer", "The identity issuer Certificate in the Linkerd namespace; its issuerRef names the issuer")
+	var watchFlag bool
+	var timeout time.Duration
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Where the rotation stands, and the pods whose proxies do not hold the new root yet, with their workloads",
-		Args:  noArgs,
+		Long: `Where the rotation stands, and the pods whose proxies do not hold the new root
+yet, with their workloads.
+
+With --watch, follow the rotation until it is Stable, as kubectl rollout status
+follows a rollout: the phases so far and the time in each, the pods holding the
+new root, the workloads restarting or awaiting an operator, the deadline and
+what the rotation waits for. On a terminal the view is redrawn in place; on
+anything else each change is one line. Exit codes: 0 Stable, 3 past the
+deadline (the identity issuer in place has expired), 4 --timeout reached,
+1 interrupted or the issuer unreadable.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout != 0 && !watchFlag {
+				return usageErrorf("--timeout bounds --watch: add --watch (-w)")
+			}
+			if timeout < 0 {
+				return usageErrorf("--timeout %s is negative: give how long to wait, or 0 to wait until Stable", timeout)
+			}
+			if watchFlag {
+				c, iss, key, err := rotatingIssuer(cmd.Context(), g, certificate)
+				if err != nil {
+					return err
+				}
+				return followRotation(cmd.Context(), g, c, iss, key, timeout)
+			}
 			return rotationStatus(cmd.Context(), g, certificate)
 		},
 	}
+	status.Flags().BoolVarP(&watchFlag, "watch", "w", false, "Follow the rotation until it is Stable (exit 0), past its deadline (3) or --timeout (4)")
+	status.Flags().DurationVar(&timeout, "timeout", 0, "With --watch: how long to wait for Stable before exiting 4 (0: no limit)")
 	var fromSecret, anchorNamespace, kms string
 	start := &cobra.Command{
 		Use:   "start",
@@ -57,8 +84,8 @@ under the current root until every meshed pod holds the new one; see
 
 // rotatingIssuer is a client and the LinkerdCA issuer, with spec.rotation,
 // that the identity issuer Certificate in the Linkerd namespace names.
-func rotatingIssuer(ctx context.Context, g *globals, certificate string) (client.Client, v1alpha1.GenericIssuer, client.ObjectKey, error) {
-	c, err := g.kube.client()
+func rotatingIssuer(ctx context.Context, g *globals, certificate string) (client.WithWatch, v1alpha1.GenericIssuer, client.ObjectKey, error) {
+	c, err := g.client()
 	if err != nil {
 		return nil, nil, client.ObjectKey{}, err
 	}

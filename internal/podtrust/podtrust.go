@@ -142,9 +142,7 @@ func Of(pod *corev1.Pod) (p Pod, ok bool) {
 	return p, true
 }
 
-// ParseRoots is the fingerprints of the roots in an env value, parsed as
-// strictly as Linkerd parses its trust bundle.
-func ParseRoots(env string) ([]string, error) {
+func parseRoots(env string) ([]string, error) {
 	certs, err := signer.ParseTrustBundle([]byte(env))
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,4 +131,34 @@ func FuzzParseRoots(f *testing.F) {
 			t.Fatalf("re-encoded: %v %v, want %v", again, err, fps)
 		}
 	})
+}
+
+func TestBundlesAreKeptOnceAndParsedOnce(t *testing.T) {
+	a, err := testpki.NewAnchor(time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := testpki.NewAnchor(time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(a.CertPEM) + string(b2.CertPEM)
+	one, two := intern(strings.Clone(env)), intern(strings.Clone(env))
+	if unsafe.StringData(one) != unsafe.StringData(two) {
+		t.Error("two pods with the same bundle keep two copies of it")
+	}
+	roots, err := ParseRoots(env)
+	if err != nil || len(roots) != 2 {
+		t.Fatalf("ParseRoots: %v, %v", roots, err)
+	}
+	roots[0] = "changed by a caller"
+	if again, _ := ParseRoots(env); again[0] == "changed by a caller" {
+		t.Error("a caller's change to the roots reached the remembered parse")
+	}
+	if _, err := ParseRoots("not PEM"); err == nil {
+		t.Error("a bundle that is not PEM parsed")
+	}
+	if _, err := ParseRoots("not PEM"); err == nil {
+		t.Error("a remembered bad bundle parsed the second time")
+	}
 }

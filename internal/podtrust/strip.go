@@ -32,6 +32,7 @@ func Strip(in any) (any, error) {
 		proxy := corev1.Container{Name: c.Name}
 		for _, e := range c.Env {
 			if e.Name == TrustAnchorsEnv {
+				e.Value = intern(e.Value)
 				proxy.Env = append(proxy.Env, e)
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
@@ -88,12 +87,13 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 	// The cache's own objects, not copies: read only, and a mesh of
 	// thousands of pods copied on every reconcile is most of the garbage a
 	// rotation makes.
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.MatchingLabels{podtrust.ControlPlaneNSLabel: cp}, client.UnsafeDisableDeepCopy); err != nil {
+	pods, err := r.listPods(ctx, cp)
+	if err != nil {
 		return nil, err
 	}
-	for i := range pods.Items {
-		if p, ok := podtrust.Of(&pods.Items[i]); ok {
+	o.Pods = make([]podtrust.Pod, 0, len(pods))
+	for _, pod := range pods {
+		if p, ok := podtrust.Of(pod); ok {
 			o.Pods = append(o.Pods, p)
 		}
 	}

@@ -36,6 +36,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Config   rotation.Config
+	// Pods lists meshed pods (IndexedPods); nil: a List through Client.
+	Pods PodLister
 
 	throttle throttle
 }

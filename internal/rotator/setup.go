@@ -55,10 +55,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, clusterResourceN
 			}
 		}
 	}
+	pods, err := IndexedPods(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
 	for _, kind := range []v1alpha1.GenericIssuer{&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}} {
 		r := &Reconciler{
 			Kind: kind, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Signer: s,
-			Recorder: mgr.GetEventRecorder(FieldOwner), Clock: clock.RealClock{}, Config: opts.Config,
+			Recorder: mgr.GetEventRecorder(FieldOwner), Clock: clock.RealClock{}, Config: opts.Config, Pods: pods,
 		}
 		all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return r.rotating(ctx, "")
@@ -83,7 +87,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, clusterResourceN
 // cheaper than an index.
 func (r *Reconciler) rotating(ctx context.Context, controlPlane string) []reconcile.Request {
 	list := r.Kind.NewList()
-	if err := r.Client.List(ctx, list.(client.ObjectList)); err != nil {
+	// Read only: a pod event is no reason to deep-copy every issuer's status.
+	if err := r.Client.List(ctx, list.(client.ObjectList), client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing issuers")
 		return nil
 	}
