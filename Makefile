@@ -62,13 +62,16 @@ GOLANGCI_LINT  := $(BIN)/golangci-lint
 # kubectl. Each group is one `go build` of several main packages, which
 # compiles their shared Kubernetes once, on every core.
 DEMO_TOOLS     := $(ETCD) $(KUBE_APISERVER) $(CERT_MANAGER) $(TRUST_MANAGER) $(HELM)
-CLUSTER_TOOLS  := $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(KUBECTL) $(LOCAL_KMS) $(APPROVER_POLICY)
-E2E_TOOLS      := $(DEMO_TOOLS) $(CLUSTER_TOOLS)
+# The rotation demo adds what runs a mesh (WORKLOAD_TOOLS); the e2e suite
+# adds the rest (CLUSTER_TOOLS).
+WORKLOAD_TOOLS := $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK)
+CLUSTER_TOOLS  := $(KUBECTL) $(LOCAL_KMS) $(APPROVER_POLICY)
+E2E_TOOLS      := $(DEMO_TOOLS) $(WORKLOAD_TOOLS) $(CLUSTER_TOOLS)
 DEMO_PACKAGES  := ./etcd ./cert-manager-controller k8s.io/kubernetes/cmd/kube-apiserver \
 	github.com/cert-manager/trust-manager/cmd/trust-manager helm.sh/helm/v3/cmd/helm
-CLUSTER_PACKAGES := k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
-	k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok github.com/nsmithuk/local-kms \
-	github.com/cert-manager/approver-policy/cmd
+WORKLOAD_PACKAGES := k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+	sigs.k8s.io/kwok/cmd/kwok
+CLUSTER_PACKAGES := k8s.io/kubernetes/cmd/kubectl github.com/nsmithuk/local-kms github.com/cert-manager/approver-policy/cmd
 
 .PHONY: all
 all: build
@@ -159,7 +162,7 @@ verify: generate lint ## Fail on stale generated files, unformatted code, vet or
 	@# the builds share compiled packages only where the versions agree.
 	@skew="$$(join <(go list -deps -f '{{with .Module}}{{.Path}} {{.Version}}{{end}}' ./... | sort -u) \
 		<(cd $(TOOLS) && go list -deps -f '{{with .Module}}{{.Path}} {{with .Replace}}{{.Version}}{{else}}{{.Version}}{{end}}{{end}}' \
-		$(DEMO_PACKAGES) $(CLUSTER_PACKAGES) | sort -u) | awk '$$2 != $$3')"; \
+		$(DEMO_PACKAGES) $(WORKLOAD_PACKAGES) $(CLUSTER_PACKAGES) | sort -u) | awk '$$2 != $$3')"; \
 		if [ -n "$$skew" ]; then echo "modules built at one version in go.mod and another in $(TOOLS)/go.mod (module, product, tools):"; \
 		echo "$$skew"; exit 1; fi
 
@@ -171,7 +174,9 @@ test: verify ## Every test: generated files, unit tests, fuzz smoke, the built i
 	@# busy. The unit tests, fuzzing and the image test run beside it, niced
 	@# so that the suite's processes come first; their output follows its.
 	@side=$$(mktemp); nice -n 19 $(MAKE) --no-print-directory unit fuzz test-image >$$side 2>&1 & pid=$$!; \
-	rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; wait $$pid || rc=$$?; \
+	rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
+	echo "=== DEMO_FLOW=rotation DEMO_EXIT=1 make demo"; DEMO_FLOW=rotation DEMO_EXIT=1 $(MAKE) --no-print-directory demo || rc=$$?; \
+	wait $$pid || rc=$$?; \
 	echo "=== unit, fuzz and test-image (run beside the e2e suite):"; cat $$side; rm -f $$side; exit $$rc
 
 .PHONY: unit
@@ -232,7 +237,7 @@ e2e-kind: $(HELM) $(KUBECTL) $(KIND) ## The e2e suite on a kind cluster with thi
 ##@ Demo
 
 .PHONY: demo
-demo: build $(DEMO_TOOLS) ## Replay Linkerd's current guide on a local control plane (DEMO_FLOW=original: the namespaced flow; DEMO_EXIT=1: exit after).
+demo: build $(DEMO_TOOLS) $(if $(filter rotation,$(DEMO_FLOW)),$(WORKLOAD_TOOLS)) ## Replay Linkerd's current guide on a local control plane (DEMO_FLOW=original: the namespaced flow; DEMO_FLOW=rotation: a mesh, its root rotated; DEMO_EXIT=1: exit after).
 	@# With build's settings, so that the demo reuses its compiled packages.
 	CGO_ENABLED=0 go run -trimpath ./hack/demo
 
@@ -253,6 +258,9 @@ K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 $(DEMO_TOOLS) &: $(TOOLS_MOD) $(TOOLS)/etcd/main.go $(TOOLS)/cert-manager-controller/main.go
 	cd $(TOOLS) && $(GO_BUILD) -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ $(DEMO_PACKAGES)
 	@touch $(DEMO_TOOLS)
+$(WORKLOAD_TOOLS) &: $(TOOLS_MOD)
+	cd $(TOOLS) && $(GO_BUILD) -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ $(WORKLOAD_PACKAGES)
+	@touch $(WORKLOAD_TOOLS)
 $(CLUSTER_TOOLS) &: $(TOOLS_MOD)
 	cd $(TOOLS) && $(GO_BUILD) -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ $(CLUSTER_PACKAGES)
 	@# approver-policy's main package is named cmd.

@@ -97,9 +97,6 @@ type Pod struct {
 // Live says whether the pod's proxy runs, or may run: a rotation counts it.
 func (p Pod) Live() bool { return p.Finished == "" }
 
-// Key is namespace/name.
-func (p Pod) Key() string { return p.Namespace + "/" + p.Name }
-
 // Of reads a pod's trust; ok is false for a pod without linkerd-proxy.
 func Of(pod *corev1.Pod) (p Pod, ok bool) {
 	proxy, ok := proxyContainer(pod)

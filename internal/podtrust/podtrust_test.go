@@ -162,3 +162,21 @@ func TestBundlesAreKeptOnceAndParsedOnce(t *testing.T) {
 		t.Error("a remembered bad bundle parsed the second time")
 	}
 }
+
+func TestCompareKeysOrdersAsKeys(t *testing.T) {
+	names := []string{"", "a", "app", "app-1", "app.x", "app/", "b", "z~", "app0"}
+	for _, ans := range names {
+		for _, an := range names[:4] {
+			for _, bns := range names {
+				for _, bn := range names[:4] {
+					a, b := Pod{Namespace: ans, Name: an}, Pod{Namespace: bns, Name: bn}
+					if got, want := sign(CompareKeys(a, b)), sign(strings.Compare(a.Key(), b.Key())); got != want {
+						t.Fatalf("CompareKeys(%q, %q) = %d, the keys compare %d", a.Key(), b.Key(), got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func sign(n int) int { return min(max(n, -1), 1) }

@@ -3,7 +3,6 @@ package rotation
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +36,7 @@ func Behind(pods []podtrust.Pod, root string, gained *metav1.Time, bundle []stri
 			out = append(out, p)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	slices.SortFunc(out, podtrust.CompareKeys)
 	return out
 }
 

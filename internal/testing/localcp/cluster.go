@@ -27,7 +27,12 @@ var FakeNodes = []string{"kwok-node-0", "kwok-node-1"}
 const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 
 // clusterBinaries are what Options.Workloads adds to the control plane.
-var clusterBinaries = []string{"kube-controller-manager", "kube-scheduler", "kwok", "local-kms"}
+func clusterBinaries(opts Options) []string {
+	if opts.WithoutKMS {
+		return []string{"kube-controller-manager", "kube-scheduler", "kwok"}
+	}
+	return []string{"kube-controller-manager", "kube-scheduler", "kwok", "local-kms"}
+}
 
 // startCluster makes the control plane a cluster that runs workloads:
 // kube-controller-manager (Deployments become ReplicaSets and Pods, deleted
@@ -73,6 +78,9 @@ func (cp *ControlPlane) startCluster(ctx context.Context) error {
 	}
 	if err := cp.startKwok(ctx); err != nil {
 		return err
+	}
+	if cp.opts.WithoutKMS {
+		return nil
 	}
 	// The cloud the cluster runs in: local-kms for AWS KMS (kms.go).
 	return cp.startKMS(ctx)

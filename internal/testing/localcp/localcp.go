@@ -56,6 +56,8 @@ type Options struct {
 	// Deployments (cluster.go, injector.go, linkerd.go). The demo does
 	// without them.
 	Workloads bool
+	// WithoutKMS leaves local-kms out of a Workloads cluster (the demo's).
+	WithoutKMS bool
 	// LinkerdNamespace is the mesh's control plane namespace with
 	// Workloads: where the stand-in injector reads the trust roots, and
 	// where Linkerd's control plane Deployments run. linkerd when empty.
@@ -146,7 +148,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if !cp.Existing {
 		bins := []string{"etcd", "kube-apiserver", "cert-manager-controller", "trust-manager", "linkerd-ca-issuer", "helm"}
 		if opts.Workloads {
-			bins = append(bins, clusterBinaries...)
+			bins = append(bins, clusterBinaries(opts)...)
 		}
 		for _, bin := range bins {
 			if _, err := os.Stat(filepath.Join(opts.RepoRoot, "bin", bin)); err != nil {
