@@ -7,6 +7,7 @@
 package podtrust
 
 import (
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,6 +69,7 @@ type Pod struct {
 	Component string
 	// Inline are the fingerprints of the roots in the proxy's env; nil when
 	// it takes them from the ConfigMap, or when they do not parse (Invalid).
+	// Shared by the pods holding the same bundle: read only.
 	Inline []string
 	// FromConfigMap: the proxy reads the trust roots ConfigMap when it starts.
 	FromConfigMap bool
@@ -115,10 +117,10 @@ func Of(pod *corev1.Pod) (p Pod, ok bool) {
 		}
 		if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
 			p.FromConfigMap = true
-		} else if roots, err := ParseRoots(e.Value); err != nil {
-			p.Invalid = err.Error()
+		} else if b := bundleOf(e.Value); b.err != nil {
+			p.Invalid = b.err.Error()
 		} else {
-			p.Inline = roots
+			p.Inline = b.roots // shared by every pod holding the bundle: read only
 		}
 	}
 	if p.Inline == nil && !p.FromConfigMap && p.Invalid == "" {
@@ -169,19 +171,19 @@ func startedAt(pod *corev1.Pod) *time.Time {
 		return t
 	}
 	if pod.Status.StartTime != nil {
-		t := pod.Status.StartTime.Time
-		return &t
+		return &pod.Status.StartTime.Time
 	}
 	return nil
 }
 
-// containerStarted is when the named container last started running.
+// containerStarted is when the named container last started running: a
+// pointer into pod, which the rotation reads only, so that reading
+// thousands of pods a reconcile allocates nothing here.
 func containerStarted(pod *corev1.Pod, name string) *time.Time {
-	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name == name && cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
-				t := cs.State.Running.StartedAt.Time
-				return &t
+	for _, list := range [2][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for i := range list {
+			if cs := &list[i]; cs.Name == name && cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
+				return &cs.State.Running.StartedAt.Time
 			}
 		}
 	}
@@ -193,13 +195,19 @@ func containerStarted(pod *corev1.Pod, name string) *time.Time {
 // so no ReplicaSet needs reading; a ReplicaSet of no Deployment then shows as
 // a Deployment the restart does not find, and is reported, not restarted.
 func workloadOf(pod *corev1.Pod) Workload {
-	owner := metav1.GetControllerOf(pod)
+	var owner *metav1.OwnerReference
+	for i, ref := range pod.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller {
+			owner = &pod.OwnerReferences[i]
+			break
+		}
+	}
 	if owner == nil {
 		return Workload{Namespace: pod.Namespace, Name: pod.Name}
 	}
 	switch owner.Kind {
 	case "ReplicaSet":
-		if h := pod.Labels[podTemplateHashLabel]; h != "" && len(owner.Name) > len(h)+1 && owner.Name[len(owner.Name)-len(h)-1:] == "-"+h {
+		if h := pod.Labels[podTemplateHashLabel]; h != "" && len(owner.Name) > len(h)+1 && owner.Name[len(owner.Name)-len(h)-1] == '-' && strings.HasSuffix(owner.Name, h) {
 			return Workload{Kind: "Deployment", Namespace: pod.Namespace, Name: owner.Name[:len(owner.Name)-len(h)-1]}
 		}
 		return Workload{Namespace: pod.Namespace, Name: owner.Name, Owner: owner.Kind}

@@ -10,10 +10,10 @@ import (
 )
 
 var (
-	// ErrTimeout: --timeout passed before the rotation was Stable.
+	// ErrTimeout is --timeout passing before the rotation is Stable.
 	ErrTimeout = errors.New("timed out")
-	// ErrPastDeadline: the rotation is not Stable and the identity issuer
-	// in place has expired.
+	// ErrPastDeadline is a rotation not Stable whose identity issuer in
+	// place has expired.
 	ErrPastDeadline = errors.New("the rotation is past its deadline")
 )
 

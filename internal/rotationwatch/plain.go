@@ -60,7 +60,7 @@ func (p *Plain) Close(v *View) {
 	fmt.Fprintf(p.W, "%s %s\n", stamp(v), strings.Join(parts, "; "))
 }
 
-// Live: a pipe gets no countdown.
+// Live is false: a pipe gets no countdown.
 func (p *Plain) Live() bool { return false }
 
 func stamp(v *View) string { return v.Now.UTC().Format(time.RFC3339) }

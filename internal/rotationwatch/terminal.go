@@ -44,7 +44,7 @@ func (t *Terminal) Close(v *View) {
 	<-t.done
 }
 
-// Live: the countdown moves every second.
+// Live is true: the countdown moves every second.
 func (t *Terminal) Live() bool { return true }
 
 type frame struct {
