@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/cert-manager/issuer-lib/controllers"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -142,6 +144,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 	issuer, clusterIssuer := &v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}
 	if err := s.indexIssuers(ctx, mgr, []v1alpha1.GenericIssuer{issuer, clusterIssuer}); err != nil {
 		return err
+	}
+	// What Sign reads from the cache gets its informer now, so that it
+	// starts and syncs with the manager's cache on every replica. Left to
+	// the issuer controllers' watches, it appears only once a replica leads:
+	// a new leader's first signature then reads "not cached", an issuer
+	// error that turns the issuer not Ready, which moves the time a
+	// request's validity start is judged against (startAtCreation), and a
+	// request signed before the failover is signed again differently.
+	secrets := &metav1.PartialObjectMetadata{}
+	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, secrets} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("watching %T for the signer: %w", obj, err)
+		}
 	}
 	w := &watches{signer: s, recheckInterval: cfg.RecheckInterval}
 	return (&controllers.CombinedController{
