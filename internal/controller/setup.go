@@ -148,10 +148,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 	// What Sign reads from the cache gets its informer now, so that it
 	// starts and syncs with the manager's cache on every replica. Left to
 	// the issuer controllers' watches, it appears only once a replica leads:
-	// a new leader's first signature then reads "not cached", an issuer
-	// error that turns the issuer not Ready, which moves the time a
-	// request's validity start is judged against (startAtCreation), and a
-	// request signed before the failover is signed again differently.
+	// a new leader's first signatures then read "not cached", an issuer
+	// error that turns a sound issuer not Ready.
 	secrets := &metav1.PartialObjectMetadata{}
 	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	for _, obj := range []client.Object{&corev1.ConfigMap{}, secrets} {

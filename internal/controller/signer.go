@@ -132,11 +132,8 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		if _, err := p.Check(req); err != nil {
 			return s.refused(ctx, cr, iss, err)
 		}
-		var atCreation bool
-		if start, atCreation = startAtCreation(cr, iss); !atCreation {
-			if start, err = s.recordValidityStart(ctx, cr); err != nil {
-				return issuersigner.PEMBundle{}, err
-			}
+		if start, err = s.recordValidityStart(ctx, cr); err != nil {
+			return issuersigner.PEMBundle{}, err
 		}
 	}
 	req.Start = start

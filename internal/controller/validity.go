@@ -12,12 +12,9 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 )
 
 // ConditionValidityStarted is the request condition whose
@@ -46,24 +43,6 @@ func validityStart(cr issuersigner.CertificateRequestObject) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// startAtCreation is the validity start of a request created while its
-// issuer was already Ready: nothing kept it from being signed at once, so it
-// starts at its creation, a time the API server set and no one can change,
-// and every signing of it starts there, with no write. A request that
-// waited for its issuer (created before the issuer's Ready condition last
-// turned True) has its start recorded at its first signing attempt instead
-// (recordValidityStart), so that the wait is not taken from its lifetime.
-// Whoever could move the Ready condition's time chooses only between these
-// two starts, neither of their choosing.
-func startAtCreation(cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer) (time.Time, bool) {
-	ready := meta.FindStatusCondition(iss.GetStatus().Conditions, string(cmapi.IssuerConditionReady))
-	created := cr.GetCreationTimestamp().Time
-	if ready == nil || ready.Status != metav1.ConditionTrue || created.IsZero() || ready.LastTransitionTime.After(created) {
-		return time.Time{}, false
-	}
-	return created, true
 }
 
 // recordValidityStart writes now, to the second as the API keeps it, as the
