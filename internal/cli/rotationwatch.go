@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/term"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,11 +41,7 @@ func followRotation(ctx context.Context, g *globals, c client.WithWatch, iss v1a
 	if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		r = rotationwatch.NewTerminal(f)
 	}
-	name := fmt.Sprintf("%s %s", iss.IssuerKind(), key.Name)
-	if key.Namespace != "" {
-		name = fmt.Sprintf("%s %s", iss.IssuerKind(), key)
-	}
-	err := rotationwatch.Follow(ctx, name, updates, r, rotationwatch.Options{Timeout: timeout, Now: g.now})
+	err := rotationwatch.Follow(ctx, issuerName(iss, key), updates, r, rotationwatch.Options{Timeout: timeout, Now: g.now})
 	switch {
 	case errors.Is(err, rotationwatch.ErrPastDeadline):
 		return exitError{exitPastDeadline, err}
@@ -89,13 +86,23 @@ func watchIssuer(ctx context.Context, c client.WithWatch, iss v1alpha1.GenericIs
 	}
 }
 
+// issuerName is "LinkerdCAIssuer linkerd/x" or "LinkerdCAClusterIssuer x".
+func issuerName(iss v1alpha1.GenericIssuer, key client.ObjectKey) string {
+	if key.Namespace == "" {
+		return iss.IssuerKind() + " " + key.Name
+	}
+	return iss.IssuerKind() + " " + key.String()
+}
+
 // errGone: the issuer was deleted, or its spec.rotation removed.
 type errGone struct{ error }
 
 func readIssuer(ctx context.Context, c client.Client, iss v1alpha1.GenericIssuer, key client.ObjectKey, send func(rotationwatch.Update) bool) (string, error) {
 	got := iss.New()
-	if err := c.Get(ctx, key, got); err != nil {
-		return "", fmt.Errorf("reading %s %s: %w", iss.IssuerKind(), key, err)
+	if err := c.Get(ctx, key, got); apierrors.IsNotFound(err) {
+		return "", errGone{fmt.Errorf("%s was deleted", issuerName(iss, key))}
+	} else if err != nil {
+		return "", fmt.Errorf("reading %s: %w", issuerName(iss, key), err)
 	}
 	if err := sendStatus(got, key, send); err != nil {
 		return "", err
@@ -105,7 +112,7 @@ func readIssuer(ctx context.Context, c client.Client, iss v1alpha1.GenericIssuer
 
 func sendStatus(got v1alpha1.GenericIssuer, key client.ObjectKey, send func(rotationwatch.Update) bool) error {
 	if got.GetSpec().Rotation == nil {
-		return errGone{fmt.Errorf("%s %s no longer has spec.rotation: nothing rotates its anchor", got.IssuerKind(), key)}
+		return errGone{fmt.Errorf("%s no longer has spec.rotation: nothing rotates its anchor", issuerName(got, key))}
 	}
 	st := got.GetStatus().Rotation
 	if st == nil {
@@ -124,7 +131,7 @@ func followIssuer(ctx context.Context, c client.WithWatch, iss v1alpha1.GenericI
 	w, err := c.Watch(ctx, iss.NewList(), client.InNamespace(key.Namespace), client.MatchingFields{"metadata.name": key.Name},
 		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
 	if err != nil {
-		return fmt.Errorf("watching %s %s: %w", iss.IssuerKind(), key, err)
+		return fmt.Errorf("watching %s: %w", issuerName(iss, key), err)
 	}
 	defer w.Stop()
 	for {
@@ -141,7 +148,7 @@ func followIssuer(ctx context.Context, c client.WithWatch, iss v1alpha1.GenericI
 				return nil
 			case !isIssuer || got.GetName() != key.Name:
 			case ev.Type == watch.Deleted:
-				return errGone{fmt.Errorf("%s %s was deleted", iss.IssuerKind(), key)}
+				return errGone{fmt.Errorf("%s was deleted", issuerName(iss, key))}
 			case ev.Type == watch.Added || ev.Type == watch.Modified:
 				if err := sendStatus(got, key, send); err != nil {
 					return err

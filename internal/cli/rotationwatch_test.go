@@ -213,3 +213,22 @@ func TestRotationWatchWaitsForTheControllerToSeeAStart(t *testing.T) {
 		t.Fatalf("exit %d, want 0:\n%s", got, out.String())
 	}
 }
+
+// An issuer deleted while it is watched ends the watch with exit 1, naming it.
+func TestRotationWatchEndsWhenTheIssuerIsDeleted(t *testing.T) {
+	c, iss := rotatingCluster(t, propagating(7, time.Now().Add(time.Hour)))
+	var out syncBuffer
+	code := watchRotation(c, &out)
+	waitFor(t, &out)("3/10 pods")
+	if err := c.Delete(context.Background(), iss); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-code:
+		if got != exitFailed || !strings.Contains(out.String(), "LinkerdCAClusterIssuer linkerd was deleted") {
+			t.Errorf("exit %d, want %d and the issuer named deleted:\n%s", got, exitFailed, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still watching a deleted issuer:\n%s", out.String())
+	}
+}
