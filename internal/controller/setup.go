@@ -168,7 +168,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		ControllerOptions: controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles},
 		Check:             s.Check,
 		Sign:              s.Sign,
-		EventRecorder:     s.EventRecorder,
+		// Records a request's validity start in the write issuer-lib would
+		// spend on its Initializing condition.
+		IgnoreCertificateRequest: s.StartBeforeInitializing,
+		EventRecorder:            s.EventRecorder,
 		// linkerd check and linkerd upgrade read ca.crt as the trust roots:
 		// cert-manager only writes it when the request carries the CA.
 		//nolint:staticcheck // deprecated in favour of trust-manager alone, which Linkerd's tools do not read
