@@ -207,6 +207,15 @@ func run(ctx context.Context, n, rounds int, memory bool, issuerArgs []string) (
 	fmt.Printf("under foreign churn: linkerd-ca-issuer %.1f req/s, p99 %s; cert-manager CA %.1f req/s, p99 %s; throughput ratio %.2f×\n",
 		lc.throughput, lc.p99, cc.throughput, cc.p99, lc.throughput/cc.throughput)
 
+	signed, again, different, err := signedTwice(cp.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("audit log: linkerd-ca-issuer signed %d requests, %d of them again to the same certificate, %d to a different one\n", signed, again, different)
+	if different > 0 {
+		return fmt.Errorf("%d requests signed to two different certificates", different)
+	}
+
 	if memory {
 		return measureMemory(ctx, cp, csr)
 	}
