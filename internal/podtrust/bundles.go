@@ -55,7 +55,3 @@ func ParseRoots(env string) ([]string, error) {
 	b := bundleOf(env)
 	return slices.Clone(b.roots), b.err
 }
-
-// intern is env as the one copy every pod holding it shares: the cache
-// then keeps each bundle's ~1 kB once, not once per pod.
-func intern(env string) string { return bundleOf(env).value }

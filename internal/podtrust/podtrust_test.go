@@ -91,21 +91,46 @@ func TestWorkloadOf(t *testing.T) {
 	}
 }
 
-func TestStripKeepsOnlyTrust(t *testing.T) {
+// TestCompactKeepsTheTrustOf: the cache's form of a pod reads as the pod
+// does, and holds nothing of the pod it came from (which would keep the
+// whole decoded pod alive).
+func TestCompactKeepsTheTrustOf(t *testing.T) {
 	a, _ := testpki.NewAnchor(time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	pod := injected(t, corev1.EnvVar{Name: TrustAnchorsEnv, Value: string(a.CertPEM)})
-	out, err := Strip(pod)
+	started := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ProxyContainer, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}}}
+	pod.Labels[ControlPlaneNSLabel] = "linkerd"
+	out, err := Compact(pod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stripped := out.(*corev1.Pod)
+	cached := out.(*Cached)
 	full, _ := Of(pod)
-	kept, _ := Of(stripped)
-	if !reflect.DeepEqual(full, kept) {
-		t.Fatalf("Of(Strip(pod)) = %+v\nwant %+v", kept, full)
+	if !cached.Proxied || !reflect.DeepEqual(cached.Pod, full) {
+		t.Fatalf("Compact(pod).Pod = %+v\nwant Of(pod) = %+v", cached.Pod, full)
 	}
-	if len(stripped.Spec.Containers) != 1 || len(stripped.Spec.Containers[0].Env) != 1 || stripped.Labels["app"] != "" || stripped.Annotations["other"] != "" {
-		t.Fatalf("strip kept more than trust: %+v", stripped)
+	if full.Started == nil || cached.Pod.Started == full.Started {
+		t.Fatal("the cached start time points into the pod it was read from")
+	}
+	if got := ControlPlaneOf(cached); got != "linkerd" {
+		t.Errorf("ControlPlaneOf(cached) = %q", got)
+	}
+	if cached.Labels != nil || cached.Annotations != nil || cached.OwnerReferences != nil {
+		t.Errorf("the cache keeps more metadata than the informer needs: %+v", cached.ObjectMeta)
+	}
+	copied := cached.DeepCopyObject().(*Cached)
+	if !reflect.DeepEqual(copied, cached) || copied.Pod.Started == cached.Pod.Started {
+		t.Errorf("DeepCopyObject: %+v, want an equal copy that shares no times", copied)
+	}
+
+	bare := pod.DeepCopy()
+	bare.Spec.InitContainers = nil
+	out, _ = Compact(bare)
+	if c := out.(*Cached); c.Proxied || c.Pod.ControlPlane != "linkerd" {
+		t.Errorf("a pod without linkerd-proxy: %+v", c)
+	}
+	if out, _ := Compact("tombstone"); out != "tombstone" {
+		t.Errorf("Compact changed a non-pod: %v", out)
 	}
 }
 
@@ -143,9 +168,10 @@ func TestBundlesAreKeptOnceAndParsedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := string(a.CertPEM) + string(b2.CertPEM)
-	one, two := intern(strings.Clone(env)), intern(strings.Clone(env))
-	if unsafe.StringData(one) != unsafe.StringData(two) {
-		t.Error("two pods with the same bundle keep two copies of it")
+	one, _ := Of(injected(t, corev1.EnvVar{Name: TrustAnchorsEnv, Value: strings.Clone(env)}))
+	two, _ := Of(injected(t, corev1.EnvVar{Name: TrustAnchorsEnv, Value: strings.Clone(env)}))
+	if len(one.Inline) != 2 || unsafe.SliceData(one.Inline) != unsafe.SliceData(two.Inline) {
+		t.Error("two pods with the same bundle keep two parses of it")
 	}
 	roots, err := ParseRoots(env)
 	if err != nil || len(roots) != 2 {

@@ -28,7 +28,7 @@ const podSettle = time.Second
 func (r *Reconciler) podEvents() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	add := func(ctx context.Context, pod client.Object, q queue) {
-		for _, req := range r.rotating(ctx, pod.GetLabels()[podtrust.ControlPlaneNSLabel]) {
+		for _, req := range r.rotating(ctx, podtrust.ControlPlaneOf(pod)) {
 			q.AddAfter(req, podSettle)
 		}
 	}

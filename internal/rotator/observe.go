@@ -13,7 +13,6 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 )
@@ -84,19 +83,13 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 		}
 	}
 	cp := controller.PolicyFor(iss, nil).ControlPlaneNamespace
-	// The cache's own objects, not copies: read only, and a mesh of
-	// thousands of pods copied on every reconcile is most of the garbage a
-	// rotation makes.
+	// Read from the cache once per pod revision, not once a reconcile:
+	// their times and roots are the cache's, read only.
 	pods, err := r.listPods(ctx, cp)
 	if err != nil {
 		return nil, err
 	}
-	o.Pods = make([]podtrust.Pod, 0, len(pods))
-	for _, pod := range pods {
-		if p, ok := podtrust.Of(pod); ok {
-			o.Pods = append(o.Pods, p)
-		}
-	}
+	o.Pods = pods
 	if err := r.observeNodes(ctx, o); err != nil {
 		return nil, err
 	}

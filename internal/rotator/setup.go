@@ -33,7 +33,7 @@ func Cache(opts *cache.Options, watchNamespaces []string, restarts bool) {
 	for _, ns := range watchNamespaces {
 		namespaces[ns] = cache.Config{}
 	}
-	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Label: labels.NewSelector().Add(*meshed), Transform: podtrust.Strip}
+	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Label: labels.NewSelector().Add(*meshed), Transform: podtrust.Compact}
 	opts.ByObject[&cmapi.Certificate{}] = cache.ByObject{Namespaces: namespaces}
 	if restarts {
 		for _, obj := range workloadKinds() {
