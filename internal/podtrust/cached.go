@@ -23,6 +23,12 @@ type Cached struct {
 	Proxied bool
 }
 
+// An informer's store and event handlers take it as the pod it stands for.
+var (
+	_ metav1.Object  = (*Cached)(nil)
+	_ runtime.Object = (*Cached)(nil)
+)
+
 // Compact is the pod cache's transform: a *corev1.Pod becomes a *Cached;
 // anything else (a tombstone) passes through.
 func Compact(in any) (any, error) {
