@@ -168,9 +168,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg *Options) error {
 		ControllerOptions: controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles},
 		Check:             s.Check,
 		Sign:              s.Sign,
-		// Records a request's validity start in the write issuer-lib would
-		// spend on its Initializing condition.
-		IgnoreCertificateRequest: s.StartBeforeInitializing,
+		// Signs a request at first sight in one status write, where
+		// issuer-lib's own path takes two and the validity start a third.
+		IgnoreCertificateRequest: s.SignAtFirstSight,
 		EventRecorder:            s.EventRecorder,
 		// linkerd check and linkerd upgrade read ca.crt as the trust roots:
 		// cert-manager only writes it when the request carries the CA.

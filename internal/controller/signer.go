@@ -7,7 +7,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -105,16 +104,9 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		return issuersigner.PEMBundle{}, err
 	}
 	p := s.policyFor(iss)
-	anchor, err := s.readAnchor(ctx, iss, p, true)
+	anchor, t, err := s.prepare(ctx, iss, p)
 	if err != nil {
-		return issuersigner.PEMBundle{}, issuersigner.IssuerError{Err: err}
-	}
-	t, err := s.readTrust(ctx, iss, anchor)
-	if err == nil {
-		err = t.blocksSigning()
-	}
-	if err != nil {
-		return issuersigner.PEMBundle{}, issuersigner.IssuerError{Err: err}
+		return issuersigner.PEMBundle{}, err
 	}
 	req, err := requestOf(cr)
 	if err != nil {
@@ -137,29 +129,7 @@ func (s *Signer) Sign(ctx context.Context, cr issuersigner.CertificateRequestObj
 		}
 	}
 	req.Start = start
-	began := s.Clock.Now()
-	issued, err := signer.Sign(p, anchor, req, began)
-	if kmsErr := s.kmsFailed(iss, err); kmsErr != nil {
-		return issuersigner.PEMBundle{}, issuersigner.IssuerError{Err: kmsErr}
-	}
-	if err != nil {
-		return s.refused(ctx, cr, iss, err)
-	}
-	s.auditSigned(ctx, cr, iss, anchor, issued, s.Clock.Since(began))
-	if issued.CappedAt != nil {
-		s.warnCapped(cr, req.Duration, issued)
-	}
-	return issuersigner.PEMBundle{ChainPEM: issued.CertificatePEM, CAPEM: t.caPEM}, nil
-}
-
-// refused fails a request the policy refuses for good, with an audit line;
-// any other error is retried.
-func (s *Signer) refused(ctx context.Context, cr issuersigner.CertificateRequestObject, iss v1alpha1.GenericIssuer, err error) (issuersigner.PEMBundle, error) {
-	if refusal := (*signer.Refusal)(nil); errors.As(err, &refusal) {
-		s.auditRefused(ctx, cr, iss, refusal)
-		return issuersigner.PEMBundle{}, issuersigner.PermanentError{Err: err}
-	}
-	return issuersigner.PEMBundle{}, err
+	return s.issue(ctx, cr, iss, p, anchor, t, req)
 }
 
 // generic is the issuer as both kinds share it. issuer-lib hands over only

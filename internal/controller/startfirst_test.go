@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,10 +12,12 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	issuerlibapi "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	"github.com/go-logr/logr/funcr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -40,7 +43,7 @@ func startFirst(t *testing.T, s *Signer, cr *cmapi.CertificateRequest) (ignored,
 		t.Fatal(err)
 	}
 	before := cr.ResourceVersion
-	ignored, err = s.StartBeforeInitializing(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(cr), issuerGVK,
+	ignored, err = s.SignAtFirstSight(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(cr), issuerGVK,
 		types.NamespacedName{Namespace: "linkerd", Name: "linkerd"})
 	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
 		t.Fatal(err)
@@ -48,14 +51,82 @@ func startFirst(t *testing.T, s *Signer, cr *cmapi.CertificateRequest) (ignored,
 	return ignored, cr.ResourceVersion != before, err
 }
 
-// TestTheFirstReconcileRecordsTheStartWithTheReadyCondition: a request seen
-// for the first time while its issuer is Ready gets, in one write, its
-// validity start and the Initializing Ready condition issuer-lib would
-// otherwise have spent a write of its own on; signing it then writes
-// nothing more, and yields a certificate from that start.
-func TestTheFirstReconcileRecordsTheStartWithTheReadyCondition(t *testing.T) {
+func approve(cr *cmapi.CertificateRequest, at time.Time) *cmapi.CertificateRequest {
+	cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
+		Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "cert-manager.io", LastTransitionTime: ptr.To(metav1.NewTime(at)),
+	})
+	return cr
+}
+
+// TestAPromptRequestIsSignedInOneWrite: a request seen for the first time
+// while its issuer is Ready, approved moments ago, is signed from its
+// approval time, and its certificate, start and Ready=True are written at
+// once; a retry that reads it from a cache that lags (or after the write
+// was lost) signs the same certificate and writes nothing over the newer
+// request.
+func TestAPromptRequestIsSignedInOneWrite(t *testing.T) {
 	a := newAnchor(t, now.Add(365*24*time.Hour))
-	cr := newRequest(t, seed48h(), now.Add(-3*time.Second), time.Time{})
+	approved := now.Add(-2 * time.Second)
+	cr := approve(newRequest(t, seed48h(), now.Add(-3*time.Second), time.Time{}), approved)
+	s, rec := newSigner(t, anchorSecret("linkerd", a), cr, readyIssuer(2, 2, metav1.ConditionTrue))
+	sigs := map[string]int{} // the audit trail: what was signed, by fingerprint
+	s.Audit = funcr.NewJSON(func(obj string) {
+		var line struct{ Msg, SHA256 string }
+		if json.Unmarshal([]byte(obj), &line) == nil && line.Msg == "signed" {
+			sigs[line.SHA256]++
+		}
+	}, funcr.Options{})
+	if err := s.Client.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
+		t.Fatal(err)
+	}
+	stale := cr.DeepCopy()
+
+	ignored, wrote, err := startFirst(t, s, cr)
+	if err != nil || !ignored || !wrote {
+		t.Fatalf("first sight: ignored %v, wrote %v, err %v; want it signed and the reconcile ended", ignored, wrote, err)
+	}
+	ready := cmapiutil.GetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionReady)
+	if ready == nil || ready.Status != cmmeta.ConditionTrue || ready.Reason != cmapi.CertificateRequestReasonIssued || len(cr.Status.Certificate) == 0 {
+		t.Fatalf("Ready %+v, certificate %d bytes; want Issued", ready, len(cr.Status.Certificate))
+	}
+	if !bytes.Equal(cr.Status.CA, a.CertPEM) {
+		t.Error("status.ca is not the trust anchor")
+	}
+	start := cmapiutil.GetCertificateRequestCondition(cr, ConditionValidityStarted)
+	if start == nil || !start.LastTransitionTime.Time.Equal(approved) {
+		t.Fatalf("start %+v, want the approval time %s", start, approved)
+	}
+	cert := decodeOne(t, cr.Status.Certificate)
+	if !cert.NotBefore.Equal(approved.Add(-signer.ClockSkew)) || !cert.NotAfter.Equal(approved.Add(48*time.Hour)) {
+		t.Errorf("valid %s to %s, want from the approval %s for 48h", cert.NotBefore, cert.NotAfter, approved)
+	}
+	assertEvents(t, rec, "Normal Issued")
+
+	// The same request as a lagging cache still shows it: the same
+	// certificate is signed, and nothing is written over the signed one.
+	s.Clock = clocktesting.NewFakePassiveClock(now.Add(30 * time.Second))
+	ignored, err = s.SignAtFirstSight(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(stale), issuerGVK,
+		types.NamespacedName{Namespace: "linkerd", Name: "linkerd"})
+	if err == nil || ignored {
+		t.Fatalf("a stale request: ignored %v, err %v; want a conflict, retried after a backoff", ignored, err)
+	}
+	if len(sigs) != 1 {
+		t.Errorf("signed %d different certificates for one request (%v), want 1", len(sigs), sigs)
+	}
+
+	// Seen again as it is now: Ready, nothing to do.
+	if ignored, wrote, err := startFirst(t, s, cr); ignored || wrote || err != nil {
+		t.Fatalf("a signed request: ignored %v, wrote %v, err %v; want issuer-lib's way (it skips a Ready request)", ignored, wrote, err)
+	}
+}
+
+// TestALateRequestGetsItsStartWithTheReadyCondition: a request approved
+// longer ago than signedPromptly (its issuer's controller was down) gets its
+// start now, with issuer-lib's Initializing condition, in one write; signing
+// it then writes nothing more and starts there.
+func TestALateRequestGetsItsStartWithTheReadyCondition(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	cr := approve(newRequest(t, seed48h(), now.Add(-time.Hour), time.Time{}), now.Add(-time.Hour))
 	iss := readyIssuer(2, 2, metav1.ConditionTrue)
 	s, _ := newSigner(t, anchorSecret("linkerd", a), cr, iss)
 
@@ -68,12 +139,10 @@ func TestTheFirstReconcileRecordsTheStartWithTheReadyCondition(t *testing.T) {
 		t.Fatalf("start %+v, want True at %s", start, now)
 	}
 	ready := cmapiutil.GetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionReady)
-	if ready == nil || ready.Status != cmmeta.ConditionUnknown || ready.Reason != issuerlibapi.CertificateRequestConditionReasonInitializing {
-		t.Fatalf("Ready %+v, want Unknown (%s), which makes issuer-lib sign in the next reconcile", ready, issuerlibapi.CertificateRequestConditionReasonInitializing)
+	if ready == nil || ready.Status != cmmeta.ConditionUnknown || ready.Reason != issuerlibapi.CertificateRequestConditionReasonInitializing || len(cr.Status.Certificate) != 0 {
+		t.Fatalf("Ready %+v, want Unknown (%s) and no certificate yet", ready, issuerlibapi.CertificateRequestConditionReasonInitializing)
 	}
 
-	// The write's update event brings it back: no second write, and
-	// issuer-lib goes on to Sign.
 	s.Clock = clocktesting.NewFakePassiveClock(now.Add(5 * time.Second))
 	if ignored, wrote, err := startFirst(t, s, cr); ignored || wrote || err != nil {
 		t.Fatalf("second reconcile: ignored %v, wrote %v, err %v; want neither", ignored, wrote, err)
@@ -91,15 +160,6 @@ func TestTheFirstReconcileRecordsTheStartWithTheReadyCondition(t *testing.T) {
 	}
 	if cr.ResourceVersion != rv {
 		t.Error("Sign wrote to a request whose start was already recorded")
-	}
-	// Signed again (issuer-lib's status write lost): the same certificate.
-	s.Clock = clocktesting.NewFakePassiveClock(now.Add(time.Minute))
-	again, err := s.Sign(context.Background(), issuersigner.CertificateRequestObjectFromCertificateRequest(cr), iss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(again.ChainPEM, first.ChainPEM) {
-		t.Error("signed again, the request got another certificate")
 	}
 }
 
@@ -145,7 +205,7 @@ func TestTheFirstReconcileLeavesTheRestToIssuerLib(t *testing.T) {
 // cache that lags (issuer-lib may have initialized it meanwhile) gets no
 // write and is read again after a backoff.
 func TestTheFirstReconcileOnAStaleRequestWritesNothing(t *testing.T) {
-	cr := newRequest(t, seed48h(), now, time.Time{})
+	cr := approve(newRequest(t, seed48h(), now.Add(-time.Second), time.Time{}), now.Add(-time.Second))
 	s, _ := newSigner(t, anchorSecret("linkerd", newAnchor(t, now.Add(365*24*time.Hour))), cr, readyIssuer(1, 1, metav1.ConditionTrue))
 	ctx := context.Background()
 	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
@@ -156,7 +216,7 @@ func TestTheFirstReconcileOnAStaleRequestWritesNothing(t *testing.T) {
 	if err := s.Client.Update(ctx, cr); err != nil {
 		t.Fatal(err)
 	}
-	ignored, err := s.StartBeforeInitializing(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(stale), issuerGVK,
+	ignored, err := s.SignAtFirstSight(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(stale), issuerGVK,
 		types.NamespacedName{Namespace: "linkerd", Name: "linkerd"})
 	if err == nil || ignored {
 		t.Fatalf("ignored %v, err %v; want an error (issuer-lib retries with backoff)", ignored, err)
@@ -164,8 +224,8 @@ func TestTheFirstReconcileOnAStaleRequestWritesNothing(t *testing.T) {
 	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
 		t.Fatal(err)
 	}
-	if len(cr.Status.Conditions) != 0 {
-		t.Errorf("a stale request got conditions %+v", cr.Status.Conditions)
+	if len(cr.Status.Conditions) != 1 || len(cr.Status.Certificate) != 0 {
+		t.Errorf("a stale request got conditions %+v, or a certificate", cr.Status.Conditions)
 	}
 }
 
@@ -178,7 +238,7 @@ func TestTheFirstReconcileIgnoresKubernetesCSRs(t *testing.T) {
 	if _, ok := csr.(runtime.Object); !ok {
 		t.Fatal("not an API object")
 	}
-	ignored, err := s.StartBeforeInitializing(context.Background(), csr, issuerGVK, types.NamespacedName{Namespace: "linkerd", Name: "linkerd"})
+	ignored, err := s.SignAtFirstSight(context.Background(), csr, issuerGVK, types.NamespacedName{Namespace: "linkerd", Name: "linkerd"})
 	if ignored || err != nil {
 		t.Errorf("ignored %v, err %v; want issuer-lib's way", ignored, err)
 	}
