@@ -13,8 +13,11 @@ import (
 // work), and how many to a different one, which must never happen.
 func signedTwice(dir string) (requests, again, different int, err error) {
 	logs, err := filepath.Glob(filepath.Join(dir, "issuer*.log"))
-	if err != nil || len(logs) == 0 {
-		return 0, 0, 0, fmt.Errorf("no issuer log in %s: %v", dir, err)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if len(logs) == 0 {
+		return 0, 0, 0, fmt.Errorf("no issuer log in %s", dir)
 	}
 	seen := map[string]map[string]int{}
 	for _, path := range logs {

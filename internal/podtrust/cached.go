@@ -81,7 +81,7 @@ func (c *Cached) DeepCopyObject() runtime.Object {
 		return nil
 	}
 	out := &Cached{TypeMeta: c.TypeMeta, Pod: c.Pod, Proxied: c.Proxied}
-	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	c.DeepCopyInto(&out.ObjectMeta)
 	out.Pod.Started, out.Pod.ComponentStarted, out.Pod.DeleteBy = clone(c.Pod.Started), clone(c.Pod.ComponentStarted), clone(c.Pod.DeleteBy)
 	out.Pod.Finalizers = slices.Clone(c.Pod.Finalizers)
 	return out
