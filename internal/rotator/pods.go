@@ -15,11 +15,11 @@ import (
 // PodLister is what a rotation reads of a control plane's meshed pods.
 type PodLister func(ctx context.Context, controlPlane string) ([]podtrust.Pod, error)
 
-const byControlPlane = "linkerdca.io/control-plane"
-
-// IndexedPods lists a control plane's pods from the informer's own index,
+// IndexedPods lists a control plane's pods from the informer's own store,
 // where the cache keeps each pod as a podtrust.Cached (podtrust.Compact):
-// no List copy of the cache's objects, no pod read again.
+// no List copy of the cache's objects, no pod read again. A mesh has one
+// control plane or a few, so the store is filtered rather than indexed: an
+// index would keep a second set of every pod's key.
 func IndexedPods(ctx context.Context, c cache.Cache) (PodLister, error) {
 	inf, err := c.GetInformer(ctx, &corev1.Pod{})
 	if err != nil {
@@ -29,22 +29,11 @@ func IndexedPods(ctx context.Context, c cache.Cache) (PodLister, error) {
 	if !ok {
 		return nil, fmt.Errorf("the pod informer is a %T, not client-go's SharedIndexInformer", inf)
 	}
-	if err := shared.AddIndexers(toolscache.Indexers{byControlPlane: func(obj any) ([]string, error) {
-		if pod, ok := obj.(*podtrust.Cached); ok {
-			return []string{pod.Pod.ControlPlane}, nil
-		}
-		return nil, nil
-	}}); err != nil {
-		return nil, fmt.Errorf("indexing meshed pods by control plane: %w", err)
-	}
 	return func(_ context.Context, cp string) ([]podtrust.Pod, error) {
-		objs, err := shared.GetIndexer().ByIndex(byControlPlane, cp)
-		if err != nil {
-			return nil, err
-		}
+		objs := shared.GetStore().List()
 		pods := make([]podtrust.Pod, 0, len(objs))
 		for _, o := range objs {
-			if pod, ok := o.(*podtrust.Cached); ok && pod.Proxied {
+			if pod, ok := o.(*podtrust.Cached); ok && pod.Proxied && pod.Pod.ControlPlane == cp {
 				pods = append(pods, pod.Pod) // shares the cache's times and roots: read only
 			}
 		}
