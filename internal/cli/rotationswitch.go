@@ -83,7 +83,7 @@ func rotationSwitch(ctx context.Context, g *globals, certificate string, acceptB
 
 // podsBehind are the running meshed and control-plane pods that do not hold
 // the rotation's new root, as the controller counts them.
-func podsBehind(ctx context.Context, c client.Client, ns string, st *v1alpha1.RotationStatus) ([]podtrust.Pod, error) {
+func podsBehind(ctx context.Context, c client.Client, ns string, st *v1alpha1.RotationStatus) ([]*podtrust.Pod, error) {
 	var cm corev1.ConfigMap
 	var bundle []string
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultTrustRootsConfigMap}, &cm); err == nil {
@@ -96,10 +96,10 @@ func podsBehind(ctx context.Context, c client.Client, ns string, st *v1alpha1.Ro
 	if err := c.List(ctx, &list, client.MatchingLabels{podtrust.ControlPlaneNSLabel: ns}); err != nil {
 		return nil, fmt.Errorf("listing meshed pods: %w", err)
 	}
-	var pods []podtrust.Pod
+	var pods []*podtrust.Pod
 	for i := range list.Items {
 		if p, ok := podtrust.Of(&list.Items[i]); ok && p.Live() {
-			pods = append(pods, p)
+			pods = append(pods, &p)
 		}
 	}
 	return rotation.Behind(pods, st.NextRoot, st.BundleGainedAt, bundle), nil

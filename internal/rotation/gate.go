@@ -15,7 +15,7 @@ import (
 // from the pod; a proxy that reads the ConfigMap holds what it held when it
 // started, so it holds root only if it started after the bundle gained it
 // (or has not started yet, and the bundle holds root now).
-func Holds(p podtrust.Pod, root string, gained *metav1.Time, bundle []string) bool {
+func Holds(p *podtrust.Pod, root string, gained *metav1.Time, bundle []string) bool {
 	switch {
 	case p.Inline != nil:
 		return slices.Contains(p.Inline, root)
@@ -29,18 +29,18 @@ func Holds(p podtrust.Pod, root string, gained *metav1.Time, bundle []string) bo
 }
 
 // Behind are the pods that do not hold root, sorted by key.
-func Behind(pods []podtrust.Pod, root string, gained *metav1.Time, bundle []string) []podtrust.Pod {
-	var out []podtrust.Pod
+func Behind(pods []*podtrust.Pod, root string, gained *metav1.Time, bundle []string) []*podtrust.Pod {
+	var out []*podtrust.Pod
 	for _, p := range pods {
 		if !Holds(p, root, gained, bundle) {
 			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, podtrust.CompareKeys)
+	slices.SortFunc(out, func(a, b *podtrust.Pod) int { return podtrust.CompareKeys(*a, *b) })
 	return out
 }
 
-func list(now time.Time, st *v1alpha1.RotationStatus, behind []podtrust.Pod, nodes map[string]string) {
+func list(now time.Time, st *v1alpha1.RotationStatus, behind []*podtrust.Pod, nodes map[string]string) {
 	st.PodsBehind = int32(len(behind))
 	for _, p := range behind {
 		if len(st.Behind) < MaxListed {
@@ -61,7 +61,7 @@ func list(now time.Time, st *v1alpha1.RotationStatus, behind []podtrust.Pod, nod
 
 // stuck says what holds a pod still there past its grace period, and the
 // step that removes it.
-func stuck(p podtrust.Pod, nodes map[string]string) string {
+func stuck(p *podtrust.Pod, nodes map[string]string) string {
 	since := fmt.Sprintf("pod %s: terminating past its grace period (%s)", p.Key(), p.DeleteBy.UTC().Format(time.RFC3339))
 	force := fmt.Sprintf("kubectl delete pod --force -n %s %s", p.Namespace, p.Name)
 	notReady, looked := nodes[p.NodeName]
@@ -94,7 +94,7 @@ func block(st *v1alpha1.RotationStatus, what string) {
 // OnDelete, gone) are named with their manual step. If a re-created pod
 // does not hold the root (the injector serves a stale bundle), restarts
 // stop and stalled says why.
-func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []podtrust.Pod) (restart []podtrust.Workload, restarting int32, stalled string) {
+func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []*podtrust.Pod) (restart []podtrust.Workload, restarting int32, stalled string) {
 	root := st.NextRoot
 	verified := false
 	for _, p := range o.Pods {
@@ -106,7 +106,7 @@ func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []
 		}
 		verified = true
 	}
-	controlPlane := slices.ContainsFunc(behind, func(p podtrust.Pod) bool { return p.Component != "" })
+	controlPlane := slices.ContainsFunc(behind, func(p *podtrust.Pod) bool { return p.Component != "" })
 	inFlight := map[podtrust.Workload]bool{}
 	var candidates, redo []podtrust.Workload
 	records := make(map[string]v1alpha1.RestartedWorkload, len(st.Restarted))

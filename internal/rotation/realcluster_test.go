@@ -26,7 +26,7 @@ func TestFinishedPodsBlockNothing(t *testing.T) {
 	o := propagating()
 	job, evicted := meshed("report-1", rootA), meshed("web-old", rootA)
 	job.Finished, evicted.Finished = corev1.PodSucceeded, corev1.PodFailed
-	o.Pods = []podtrust.Pod{meshed("web-1", rootA, rootB), job, evicted}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootA, rootB), job, evicted}
 	d := Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationSwitching || d.Status.PodsTotal != 1 || !d.Reissue {
 		t.Fatalf("status %+v; want the switch, with the finished Job's pod and the evicted pod not counted", d.Status)
@@ -45,7 +45,7 @@ func TestStuckAndBrokenPodsAreNamedWithTheirStep(t *testing.T) {
 	broken.Inline, broken.Invalid = nil, "no PEM certificate"
 	rollout := meshed("pay-1", rootA)
 	rollout.Workload = podtrust.Workload{Namespace: "app", Name: "pay", Owner: "Rollout"}
-	o.Pods = []podtrust.Pod{lost, slow, held, graceful, broken, rollout}
+	o.Pods = []*podtrust.Pod{lost, slow, held, graceful, broken, rollout}
 	d := Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.PodsBehind != 6 {
 		t.Fatalf("status %+v; want Propagating with all six behind: a terminating pod counts until it is gone", d.Status)
@@ -74,7 +74,7 @@ func TestALostStatusMidRotationResumesFromTheCluster(t *testing.T) {
 	// the old one, and the trusted set (which outlived the issuer) holds both.
 	o := Observed{Now: t0, SpecSecret: "next", Anchor: rootB, Trusted: []string{rootA, rootB}, TrustedFound: true,
 		Bundle: []string{rootA, rootB}, BundleFound: true, Keys: map[string]string{rootA: "anchor", rootB: "next"},
-		Pods:     []podtrust.Pod{meshed("web-1", rootA)},
+		Pods:     []*podtrust.Pod{meshed("web-1", rootA)},
 		Identity: IdentityIssuer{Root: rootA, NotAfter: t0.Add(20 * time.Hour)}}
 	d := Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.SigningRoot != rootA || d.Status.SigningSecretName != "anchor" || d.Status.NextRoot != rootB {
@@ -104,7 +104,7 @@ func TestALostStatusMidRotationResumesFromTheCluster(t *testing.T) {
 
 func TestAMissingTrustedSetIsRebuiltFromLinkerdsTrustRoots(t *testing.T) {
 	o := Observed{Now: t0, Prev: stable(rootB, "anchor"), SpecSecret: "anchor", Anchor: rootB, Bundle: []string{rootA, rootB}, BundleFound: true,
-		Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}}
+		Pods: []*podtrust.Pod{meshed("web-1", rootA, rootB)}}
 	d := Decide(cfg, o)
 	if !slices.Equal(d.Trusted, []string{rootB, rootA}) || d.Status.Phase != v1alpha1.RotationDraining {
 		t.Fatalf("trusted %v phase %s; want AA kept from Linkerd's trust roots and drained, never the anchor alone", d.Trusted, d.Status.Phase)
@@ -118,7 +118,7 @@ func TestDriftStopsTheSwitchAndTheRestarts(t *testing.T) {
 	// A Bundle that sources the anchor Secret: Linkerd's trust roots hold
 	// the new root alone, though AA is still signed under.
 	o.Bundle = []string{rootB}
-	o.Pods = []podtrust.Pod{meshed("web-1", rootB), meshed("api-1", rootA)}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootB), meshed("api-1", rootA)}
 	o.Workloads = map[podtrust.Workload]WorkloadState{{Kind: "Deployment", Namespace: "app", Name: "api"}: {}}
 	d := Decide(c, o)
 	if d.Drift == "" || !slices.Equal(d.Status.TrustRootsMissing, []string{rootA}) || len(d.Restart) != 0 {
@@ -128,7 +128,7 @@ func TestDriftStopsTheSwitchAndTheRestarts(t *testing.T) {
 		t.Fatalf("event %+v message %q; want a Warning TrustRootsDrift saying what to fix", d.Event, d.Status.Message)
 	}
 	// Every pod holds BB, but AA is not in the bundle: still no switch.
-	o.Pods = []podtrust.Pod{meshed("web-1", rootB)}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootB)}
 	if d := Decide(c, o); d.Status.Phase == v1alpha1.RotationSwitching || d.Reissue {
 		t.Fatalf("phase %s reissue %v; want no switch while the trust roots lack a root in use", d.Status.Phase, d.Reissue)
 	}
@@ -143,7 +143,7 @@ func TestWorkloadsARestartCannotReplaceAreNamed(t *testing.T) {
 	c := cfg
 	c.Restarts, c.RestartTimeout = true, 10*time.Minute
 	o := propagating()
-	o.Pods = []podtrust.Pod{meshed("paused-1", rootA), meshed("gone-1", rootA), meshed("slow-1", rootA), meshed("web-1", rootA)}
+	o.Pods = []*podtrust.Pod{meshed("paused-1", rootA), meshed("gone-1", rootA), meshed("slow-1", rootA), meshed("web-1", rootA)}
 	o.Workloads = map[podtrust.Workload]WorkloadState{
 		{Kind: "Deployment", Namespace: "app", Name: "paused"}: {Manual: "paused: kubectl rollout resume"},
 		{Kind: "Deployment", Namespace: "app", Name: "slow"}:   {RestartedFor: rootB, RestartedAt: t0.Add(-time.Hour)},
@@ -179,7 +179,7 @@ func TestARootJustRetiredIsNoDrift(t *testing.T) {
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationDraining, SigningRoot: rootB, SigningSecretName: "anchor",
 		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA, Since: &since}}}
 	o := Observed{Now: t0.Add(25 * time.Hour), Prev: prev, SpecSecret: "anchor", Anchor: rootB, TrustedFound: true,
-		Trusted: []string{rootB}, Bundle: []string{rootB}, BundleFound: true, Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}}
+		Trusted: []string{rootB}, Bundle: []string{rootB}, BundleFound: true, Pods: []*podtrust.Pod{meshed("web-1", rootA, rootB)}}
 	d := Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationStable || d.Drift != "" || len(d.Status.TrustRootsMissing) != 0 || d.Event == nil || d.Event.Reason == "TrustRootsDrift" {
 		t.Errorf("status %+v drift %q event %+v; want Stable, no drift", d.Status, d.Drift, d.Event)
@@ -195,7 +195,7 @@ func TestARestartIsRecordedMadeAgainIfLostAndNotRepeatedWhenItsAnnotationIsStrip
 	c := cfg
 	c.Restarts, c.RestartTimeout = true, time.Hour
 	o := propagating()
-	o.Pods = []podtrust.Pod{meshed("web-1", rootA)}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootA)}
 	web := podtrust.Workload{Kind: "Deployment", Namespace: "app", Name: "web"}
 	o.Workloads = map[podtrust.Workload]WorkloadState{web: {Generation: 1}}
 	d := Decide(c, o)

@@ -75,8 +75,8 @@ const MaxListed = 5
 func Decide(cfg Config, o Observed) Decision {
 	// A finished pod (a Job's, an evicted one) runs no proxy: it can break
 	// nothing, so it blocks nothing.
-	if slices.ContainsFunc(o.Pods, func(p podtrust.Pod) bool { return !p.Live() }) {
-		o.Pods = slices.DeleteFunc(slices.Clone(o.Pods), func(p podtrust.Pod) bool { return !p.Live() })
+	if slices.ContainsFunc(o.Pods, func(p *podtrust.Pod) bool { return !p.Live() }) {
+		o.Pods = slices.DeleteFunc(slices.Clone(o.Pods), func(p *podtrust.Pod) bool { return !p.Live() })
 	}
 	st, keyHeld := start(o)
 	if r, ok := o.Roots[st.SigningRoot]; ok {

@@ -22,13 +22,13 @@ const (
 	rootB = "BB"
 )
 
-func meshed(name string, roots ...string) podtrust.Pod {
-	return podtrust.Pod{Namespace: "app", Name: name, ControlPlane: "linkerd", Inline: roots, Created: t0.Add(-time.Hour),
+func meshed(name string, roots ...string) *podtrust.Pod {
+	return &podtrust.Pod{Namespace: "app", Name: name, ControlPlane: "linkerd", Inline: roots, Created: t0.Add(-time.Hour),
 		Workload: podtrust.Workload{Kind: "Deployment", Namespace: "app", Name: strings.Split(name, "-")[0]}}
 }
 
-func controlPlane(component string, started time.Time) podtrust.Pod {
-	return podtrust.Pod{Namespace: "linkerd", Name: component + "-1", ControlPlane: "linkerd", Component: component, FromConfigMap: true,
+func controlPlane(component string, started time.Time) *podtrust.Pod {
+	return &podtrust.Pod{Namespace: "linkerd", Name: component + "-1", ControlPlane: "linkerd", Component: component, FromConfigMap: true,
 		Created: started, Started: &started, ComponentStarted: &started, Workload: podtrust.Workload{Kind: "Deployment", Namespace: "linkerd", Name: "linkerd-" + component}}
 }
 
@@ -37,7 +37,7 @@ func stable(root, secret string) *v1alpha1.RotationStatus {
 }
 
 func TestFirstSightAdoptsTheAnchorInPlace(t *testing.T) {
-	d := Decide(cfg, Observed{Now: t0, SpecSecret: "anchor", Anchor: rootA, Bundle: []string{rootA}, Pods: []podtrust.Pod{meshed("web-1", rootA)}})
+	d := Decide(cfg, Observed{Now: t0, SpecSecret: "anchor", Anchor: rootA, Bundle: []string{rootA}, Pods: []*podtrust.Pod{meshed("web-1", rootA)}})
 	if d.Status.Phase != v1alpha1.RotationStable || d.Status.SigningRoot != rootA || d.Status.SigningSecretName != "anchor" {
 		t.Fatalf("status = %+v, want Stable under %s from anchor", d.Status, rootA)
 	}
@@ -48,7 +48,7 @@ func TestFirstSightAdoptsTheAnchorInPlace(t *testing.T) {
 
 func TestNewSecretKeepsSigningUnderThePreviousRootUntilEveryPodHoldsTheNew(t *testing.T) {
 	o := Observed{Now: t0, Prev: stable(rootA, "anchor"), SpecSecret: "anchor-next", Anchor: rootB, SigningKeyHeld: true,
-		Bundle: []string{rootA}, Pods: []podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA, rootB)}}
+		Bundle: []string{rootA}, Pods: []*podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA, rootB)}}
 	d := Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationPropagating || d.Status.SigningRoot != rootA || d.Status.SigningSecretName != "anchor" {
 		t.Fatalf("status = %+v; want Propagating, still signing under AA from anchor", d.Status)
@@ -72,7 +72,7 @@ func TestNewSecretKeepsSigningUnderThePreviousRootUntilEveryPodHoldsTheNew(t *te
 		t.Fatalf("message %q does not say what to do", d.Status.Message)
 	}
 	// The pod is replaced by one admitted with both roots: switch.
-	o.Prev, o.Now, o.Pods = &d.Status, t0.Add(2*time.Minute), []podtrust.Pod{meshed("web-3", rootA, rootB), meshed("web-2", rootA, rootB)}
+	o.Prev, o.Now, o.Pods = &d.Status, t0.Add(2*time.Minute), []*podtrust.Pod{meshed("web-3", rootA, rootB), meshed("web-2", rootA, rootB)}
 	d = Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationSwitching || d.Status.SigningRoot != rootB || d.Status.SigningSecretName != "anchor-next" || !d.Reissue {
 		t.Fatalf("status = %+v reissue %v; want Switching to BB from anchor-next, re-issued", d.Status, d.Reissue)
@@ -85,7 +85,7 @@ func TestNewSecretKeepsSigningUnderThePreviousRootUntilEveryPodHoldsTheNew(t *te
 func TestOverwrittenSecretHoldsWithTheDeadline(t *testing.T) {
 	expiry := t0.Add(20 * time.Hour)
 	d := Decide(cfg, Observed{Now: t0, Prev: stable(rootA, "anchor"), SpecSecret: "anchor", Anchor: rootB, SigningKeyHeld: false,
-		Bundle: []string{rootA, rootB}, Pods: []podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA), controlPlane("identity", t0.Add(-time.Hour))},
+		Bundle: []string{rootA, rootB}, Pods: []*podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA), controlPlane("identity", t0.Add(-time.Hour))},
 		Identity: IdentityIssuer{Root: rootA, NotAfter: expiry}})
 	st := d.Status
 	if st.Phase != v1alpha1.RotationHeld || st.SigningRoot != rootA || d.Reissue {
@@ -112,15 +112,15 @@ func TestConfigMapPodsHoldOnlyWhatTheyStartedWith(t *testing.T) {
 	bundle := []string{rootA, rootB}
 	for _, tc := range []struct {
 		name string
-		pod  podtrust.Pod
+		pod  *podtrust.Pod
 		want bool
 	}{
 		{"started before the gain", controlPlane("identity", t0.Add(-time.Second)), false},
 		{"started after the gain", controlPlane("identity", t0.Add(time.Second)), true},
-		{"not started yet, the bundle holds it", podtrust.Pod{FromConfigMap: true}, true},
+		{"not started yet, the bundle holds it", &podtrust.Pod{FromConfigMap: true}, true},
 		{"inline without it", meshed("a", rootA), false},
 		{"inline with it", meshed("a", rootA, rootB), true},
-		{"unparsable env", podtrust.Pod{Invalid: "bad"}, false},
+		{"unparsable env", &podtrust.Pod{Invalid: "bad"}, false},
 	} {
 		if got := Holds(tc.pod, rootB, &gained, bundle); got != tc.want {
 			t.Errorf("%s: Holds = %v, want %v", tc.name, got, tc.want)
@@ -133,7 +133,7 @@ func TestSwitchConfirmedThenDrained(t *testing.T) {
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationSwitching, SigningRoot: rootB, SigningSecretName: "anchor", SwitchedAt: &switched,
 		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA}}}
 	o := Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "anchor", Anchor: rootB, Bundle: []string{rootA, rootB}, TrustedFound: true,
-		Pods:     []podtrust.Pod{meshed("web-1", rootA, rootB), controlPlane("identity", t0.Add(-time.Hour))},
+		Pods:     []*podtrust.Pod{meshed("web-1", rootA, rootB), controlPlane("identity", t0.Add(-time.Hour))},
 		Identity: IdentityIssuer{Root: rootA, NotBefore: t0.Add(-time.Hour)}}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching || !d.Reissue {
 		t.Fatalf("issuer still under AA: phase %s reissue %v; want Switching, re-issued", d.Status.Phase, d.Reissue)
@@ -160,13 +160,13 @@ func TestSwitchConfirmedThenDrained(t *testing.T) {
 	// Drained once every pod was created since the confirmation.
 	young := meshed("web-9", rootB)
 	young.Created = t0.Add(2 * time.Hour)
-	o.Pods = []podtrust.Pod{young}
+	o.Pods = []*podtrust.Pod{young}
 	d = Decide(cfg, o)
 	if d.Status.Phase != v1alpha1.RotationStable || !slices.Equal(d.Trusted, []string{rootB}) {
 		t.Fatalf("every pod restarted since: %s trusted %v; want Stable with BB alone", d.Status.Phase, d.Trusted)
 	}
 	// Or once the leaf lifetime has passed.
-	o.Pods, o.Now = []podtrust.Pod{meshed("web-1", rootA, rootB)}, t0.Add(25*time.Hour)
+	o.Pods, o.Now = []*podtrust.Pod{meshed("web-1", rootA, rootB)}, t0.Add(25*time.Hour)
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationStable {
 		t.Fatalf("25h after: %s, want Stable: %+v", d.Status.Phase, d.Status)
 	}
@@ -177,11 +177,11 @@ func TestIdentityRestartConfirmsTheSwitch(t *testing.T) {
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationSwitching, SigningRoot: rootB, SigningSecretName: "anchor", SwitchedAt: &switched,
 		RetiringRoots: []v1alpha1.RetiringRoot{{Fingerprint: rootA}}}
 	o := Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "anchor", Anchor: rootB,
-		Pods: []podtrust.Pod{controlPlane("identity", t0.Add(10*time.Second))}, Identity: IdentityIssuer{Root: rootB, NotBefore: t0.Add(-40 * time.Second), Written: t0.Add(20 * time.Second)}}
+		Pods: []*podtrust.Pod{controlPlane("identity", t0.Add(10*time.Second))}, Identity: IdentityIssuer{Root: rootB, NotBefore: t0.Add(-40 * time.Second), Written: t0.Add(20 * time.Second)}}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching {
 		t.Fatalf("identity started before the new issuer: %s, want Switching", d.Status.Phase)
 	}
-	o.Pods = []podtrust.Pod{controlPlane("identity", t0.Add(30*time.Second))}
+	o.Pods = []*podtrust.Pod{controlPlane("identity", t0.Add(30*time.Second))}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationDraining {
 		t.Fatalf("identity started after the new issuer: %s, want Draining", d.Status.Phase)
 	}
@@ -193,7 +193,7 @@ func TestRestartsControlPlaneFirstOneCanaryThenBounded(t *testing.T) {
 	gained := metav1.NewTime(t0)
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: rootA, SigningSecretName: "anchor", NextRoot: rootB, BundleGainedAt: &gained}
 	o := Observed{Now: t0.Add(time.Second), Prev: prev, SpecSecret: "next", Anchor: rootB, SigningKeyHeld: true, Bundle: []string{rootA, rootB},
-		Pods: []podtrust.Pod{controlPlane("identity", t0.Add(-time.Hour)), controlPlane("destination", t0.Add(-time.Hour)),
+		Pods: []*podtrust.Pod{controlPlane("identity", t0.Add(-time.Hour)), controlPlane("destination", t0.Add(-time.Hour)),
 			meshed("web-1", rootA), meshed("api-1", rootA), meshed("db-1", rootA), {Namespace: "app", Name: "bare", ControlPlane: "linkerd", Inline: []string{rootA}, Workload: podtrust.Workload{Namespace: "app", Name: "bare"}}}}
 	o.Workloads = map[podtrust.Workload]WorkloadState{}
 	for _, p := range o.Pods {
@@ -213,7 +213,7 @@ func TestRestartsControlPlaneFirstOneCanaryThenBounded(t *testing.T) {
 		t.Fatalf("unrestartable %v message %q; want the bare pod named", d.Status.Unrestartable, d.Status.Message)
 	}
 	// The control plane restarted and holds BB: one data-plane canary.
-	o.Pods = append([]podtrust.Pod{controlPlane("identity", t0.Add(time.Minute)), controlPlane("destination", t0.Add(time.Minute))}, o.Pods[2:]...)
+	o.Pods = append([]*podtrust.Pod{controlPlane("identity", t0.Add(time.Minute)), controlPlane("destination", t0.Add(time.Minute))}, o.Pods[2:]...)
 	d = Decide(c, o)
 	if len(d.Restart) != 1 || d.Restart[0].Name != "api" {
 		t.Fatalf("restart = %v; want one canary (api, in pod order)", d.Restart)
@@ -243,7 +243,7 @@ func TestANewerRootDuringARotationStartsOver(t *testing.T) {
 	gained := metav1.NewTime(t0)
 	prev := &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: rootA, SigningSecretName: "anchor", NextRoot: rootB, BundleGainedAt: &gained}
 	d := Decide(cfg, Observed{Now: t0.Add(time.Minute), Prev: prev, SpecSecret: "third", Anchor: "CC", SigningKeyHeld: true, Bundle: []string{rootA, rootB},
-		Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}})
+		Pods: []*podtrust.Pod{meshed("web-1", rootA, rootB)}})
 	if d.Status.NextRoot != "CC" || d.Status.BundleGainedAt != nil || d.Reissue || !slices.Equal(d.Trusted, []string{rootA, "CC"}) {
 		t.Fatalf("status %+v trusted %v; want CC propagating from scratch, BB (never signed under) dropped", d.Status, d.Trusted)
 	}
@@ -252,7 +252,7 @@ func TestANewerRootDuringARotationStartsOver(t *testing.T) {
 func TestResumesFromItsOwnStatus(t *testing.T) {
 	// A controller killed after writing a status decides the same again.
 	o := Observed{Now: t0, Prev: stable(rootA, "anchor"), SpecSecret: "anchor", Anchor: rootB, Bundle: []string{rootA, rootB},
-		Pods: []podtrust.Pod{meshed("web-1", rootA)}, Identity: IdentityIssuer{Root: rootA, NotAfter: t0.Add(time.Hour)}}
+		Pods: []*podtrust.Pod{meshed("web-1", rootA)}, Identity: IdentityIssuer{Root: rootA, NotAfter: t0.Add(time.Hour)}}
 	first := Decide(cfg, o)
 	o.Prev, o.Now = &first.Status, t0.Add(time.Second)
 	second := Decide(cfg, o)
@@ -264,7 +264,7 @@ func TestResumesFromItsOwnStatus(t *testing.T) {
 
 func TestALostStatusDrainsWhatTheTrustedSetHolds(t *testing.T) {
 	d := Decide(cfg, Observed{Now: t0, SpecSecret: "anchor", Anchor: rootB, Trusted: []string{rootB, rootA}, Bundle: []string{rootA, rootB},
-		Pods: []podtrust.Pod{meshed("web-1", rootA, rootB)}})
+		Pods: []*podtrust.Pod{meshed("web-1", rootA, rootB)}})
 	if d.Status.SigningRoot != rootB || d.Status.Phase != v1alpha1.RotationDraining || !slices.Equal(d.Trusted, []string{rootB, rootA}) {
 		t.Fatalf("status %+v trusted %v; want BB signed under and AA draining, not dropped", d.Status, d.Trusted)
 	}

@@ -15,7 +15,7 @@ func overwrittenWithACopy(copyKey string) Observed {
 	oldExpiry, identityExpiry := t0.Add(30*24*time.Hour), t0.Add(20*time.Hour)
 	return Observed{Now: t0, Prev: stable(rootA, "anchor"), SpecSecret: "anchor", Anchor: rootB, SigningKeyHeld: false,
 		Keys: map[string]string{rootB: "anchor"}, Bundle: []string{rootA, rootB}, BundleFound: true, TrustedFound: true, Trusted: []string{rootA},
-		Pods:     []podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA, rootB)},
+		Pods:     []*podtrust.Pod{meshed("web-1", rootA), meshed("web-2", rootA, rootB)},
 		Identity: IdentityIssuer{Root: rootA, NotAfter: identityExpiry},
 		Roots:    map[string]Root{rootA: {Key: "k-aa", NotAfter: oldExpiry}, rootB: {Key: copyKey, NotAfter: oldExpiry.Add(365 * 24 * time.Hour)}}}
 }
@@ -39,7 +39,7 @@ func TestSameKeyRenewalDoesNotHold(t *testing.T) {
 
 	// Once every pod holds the new copy it is signed under, and the old
 	// copy drains as any retired root does.
-	o.Prev, o.Pods = &st, []podtrust.Pod{meshed("web-1", rootA, rootB), meshed("web-2", rootA, rootB)}
+	o.Prev, o.Pods = &st, []*podtrust.Pod{meshed("web-1", rootA, rootB), meshed("web-2", rootA, rootB)}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching || d.Status.SigningRoot != rootB {
 		t.Errorf("every pod holding the new copy: %+v; want the switch to it", d.Status)
 	}
@@ -58,7 +58,7 @@ func TestANewKeyIsANewRoot(t *testing.T) {
 // it, and never by itself.
 func TestAcceptBehindSwitchesOnlyOnTheOperatorsWord(t *testing.T) {
 	o := propagating()
-	o.Pods = []podtrust.Pod{meshed("web-1", rootA, rootB), meshed("legacy", rootA)}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootA, rootB), meshed("legacy", rootA)}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationPropagating || len(d.Status.AcceptedBehind) != 0 {
 		t.Fatalf("no decision: %+v; want Propagating, one behind", d.Status)
 	}
@@ -92,11 +92,11 @@ func TestKMSKeyFollowsTheRootSignedUnder(t *testing.T) {
 	k2 := &v1alpha1.KMSKey{AWS: &v1alpha1.AWSKMSKey{KeyID: "alias/root-2"}}
 	o := propagating()
 	o.Prev.SigningKMSKey, o.SpecKMS = k1, k2
-	o.Pods = []podtrust.Pod{meshed("web-1", rootA)}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootA)}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationPropagating || d.Status.SigningKMSKey.String() != k1.String() {
 		t.Fatalf("propagating: %+v; want the previous root's key %s kept", d.Status, k1)
 	}
-	o.Pods = []podtrust.Pod{meshed("web-1", rootA, rootB)}
+	o.Pods = []*podtrust.Pod{meshed("web-1", rootA, rootB)}
 	if d := Decide(cfg, o); d.Status.Phase != v1alpha1.RotationSwitching || d.Status.SigningKMSKey.String() != k2.String() || d.Status.SigningSecretName != "next" {
 		t.Fatalf("switched: %+v; want the spec's key %s with the spec's Secret", d.Status, k2)
 	}

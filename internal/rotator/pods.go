@@ -13,7 +13,7 @@ import (
 )
 
 // PodLister is what a rotation reads of a control plane's meshed pods.
-type PodLister func(ctx context.Context, controlPlane string) ([]podtrust.Pod, error)
+type PodLister func(ctx context.Context, controlPlane string) ([]*podtrust.Pod, error)
 
 // IndexedPods lists a control plane's pods from the informer's own store,
 // where the cache keeps each pod as a podtrust.Cached (podtrust.Compact):
@@ -29,12 +29,12 @@ func IndexedPods(ctx context.Context, c cache.Cache) (PodLister, error) {
 	if !ok {
 		return nil, fmt.Errorf("the pod informer is a %T, not client-go's SharedIndexInformer", inf)
 	}
-	return func(_ context.Context, cp string) ([]podtrust.Pod, error) {
+	return func(_ context.Context, cp string) ([]*podtrust.Pod, error) {
 		objs := shared.GetStore().List()
-		pods := make([]podtrust.Pod, 0, len(objs))
+		pods := make([]*podtrust.Pod, 0, len(objs))
 		for _, o := range objs {
 			if pod, ok := o.(*podtrust.Cached); ok && pod.Proxied && pod.Pod.ControlPlane == cp {
-				pods = append(pods, pod.Pod) // shares the cache's times and roots: read only
+				pods = append(pods, &pod.Pod) // the cache's own: read only
 			}
 		}
 		return pods, nil
@@ -43,7 +43,7 @@ func IndexedPods(ctx context.Context, c cache.Cache) (PodLister, error) {
 
 // listPods is the pods of a control plane through r.Pods, else read from a
 // client List (a test's fake client, which holds whole pods).
-func (r *Reconciler) listPods(ctx context.Context, cp string) ([]podtrust.Pod, error) {
+func (r *Reconciler) listPods(ctx context.Context, cp string) ([]*podtrust.Pod, error) {
 	if r.Pods != nil {
 		return r.Pods(ctx, cp)
 	}
@@ -51,10 +51,10 @@ func (r *Reconciler) listPods(ctx context.Context, cp string) ([]podtrust.Pod, e
 	if err := r.Client.List(ctx, &list, client.MatchingLabels{podtrust.ControlPlaneNSLabel: cp}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	pods := make([]podtrust.Pod, 0, len(list.Items))
+	pods := make([]*podtrust.Pod, 0, len(list.Items))
 	for i := range list.Items {
 		if p, ok := podtrust.Of(&list.Items[i]); ok {
-			pods = append(pods, p)
+			pods = append(pods, &p)
 		}
 	}
 	return pods, nil
