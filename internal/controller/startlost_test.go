@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	cmapiutil "github.com/cert-manager/cert-manager/pkg/api/util"
+	issuersigner "github.com/cert-manager/issuer-lib/controllers/signer"
+	"github.com/go-logr/logr/funcr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestALostFirstSightSignatureIsSignedAgainTheSame: the hook signs a prompt
+// request but its write is refused (the cache lagged); before the retry the
+// anchor Secret is deleted and restored, so the issuer is not Ready when the
+// request comes back and it goes issuer-lib's way, where Sign records the
+// start. That start must be the approval the hook signed from, or the
+// request gets a second, different certificate (the fault suite caught 4 in
+// 300 when Sign recorded "now" there).
+func TestALostFirstSightSignatureIsSignedAgainTheSame(t *testing.T) {
+	a := newAnchor(t, now.Add(365*24*time.Hour))
+	approved := now.Add(-2 * time.Second)
+	cr := approve(newRequest(t, seed48h(), now.Add(-3*time.Second), time.Time{}), approved)
+	iss := readyIssuer(1, 1, metav1.ConditionTrue)
+	s, _ := newSigner(t, anchorSecret("linkerd", a), cr, iss)
+	sigs := map[string]int{}
+	s.Audit = funcr.NewJSON(func(obj string) {
+		var line struct{ Msg, SHA256 string }
+		if json.Unmarshal([]byte(obj), &line) == nil && line.Msg == "signed" {
+			sigs[line.SHA256]++
+		}
+	}, funcr.Options{})
+	ctx := context.Background()
+	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+		t.Fatal(err)
+	}
+	stale := cr.DeepCopy()
+	cr.Annotations = map[string]string{"moved": "on"}
+	if err := s.Client.Update(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	ignored, err := s.SignAtFirstSight(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(stale), issuerGVK,
+		types.NamespacedName{Namespace: "linkerd", Name: "linkerd"})
+	if err == nil || ignored || len(sigs) != 1 {
+		t.Fatalf("first sight on a stale request: ignored %v, err %v, %d signed; want one signature and its write refused", ignored, err, len(sigs))
+	}
+
+	// 40s later, through issuer-lib's Sign (the issuer was not Ready for
+	// the hook in between).
+	s.Clock = clocktesting.NewFakePassiveClock(now.Add(40 * time.Second))
+	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Sign(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(cr), iss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sigs) != 1 {
+		t.Errorf("signed %d different certificates for one request (%v), want 1", len(sigs), sigs)
+	}
+	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+		t.Fatal(err)
+	}
+	if c := cmapiutil.GetCertificateRequestCondition(cr, ConditionValidityStarted); c == nil || !c.LastTransitionTime.Time.Equal(approved) {
+		t.Errorf("recorded start %+v, want the approval %s", c, approved)
+	}
+
+	// Past signedPromptly, a request whose first certificate nobody received
+	// gets its start at its first recorded attempt, and so its whole
+	// duration.
+	late := approve(newRequest(t, seed48h(), now.Add(-time.Hour), time.Time{}), now.Add(-10*time.Minute))
+	late.Name = "late"
+	if err := s.Client.Create(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sign(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(late), iss); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(late), late); err != nil {
+		t.Fatal(err)
+	}
+	if c := cmapiutil.GetCertificateRequestCondition(late, ConditionValidityStarted); c == nil || !c.LastTransitionTime.Time.Equal(now.Add(40*time.Second)) {
+		t.Errorf("a late request's start %+v, want now %s", c, now.Add(40*time.Second))
+	}
+}
