@@ -37,6 +37,11 @@ func TestChartAlerts(t *testing.T) {
 	if n := len(find(renderWith(t, nil, "metrics.prometheusRule.enabled=true"), "PrometheusRule")); n != 0 {
 		t.Errorf("rendered %d PrometheusRules where monitoring.coreos.com/v1 is not served, want none: the install would fail", n)
 	}
+	defaults := find(renderWith(t, []string{api}, "metrics.prometheusRule.enabled=true"), "PrometheusRule")
+	if len(defaults) != 1 {
+		t.Fatalf("rendered %d PrometheusRules, want 1", len(defaults))
+	}
+	saveAlertRules(t, defaults[0])
 	rules := find(renderWith(t, []string{api}, "metrics.prometheusRule.enabled=true", "metrics.prometheusRule.deadlineWarning=90m",
 		"metrics.prometheusRule.labels.release=prom"), "PrometheusRule")
 	if len(rules) != 1 {

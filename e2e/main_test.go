@@ -79,6 +79,10 @@ func run(m *testing.M) int {
 	cl = cp.Client
 	// E2E_KEEP_DIR=1 keeps the processes' logs for reading after the run.
 	cp.KeepDir = os.Getenv("E2E_KEEP_DIR") != ""
+	if err := clearAlertStates(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: clearing the alert states:", err)
+		return 1
+	}
 	code := m.Run()
 	if code != 0 {
 		fmt.Println(cp.Logs(30))

@@ -180,6 +180,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		return nil
 	})
+	saveAlertState(t, "not-ready", labels, sample("linkerd_ca_issuer_ready", "0"))
 
 	// A deleted issuer takes its series with it.
 	if err := cl.Delete(ctx, iss); err != nil {
@@ -283,6 +284,8 @@ func TestExpiringAnchorWarning(t *testing.T) {
 		}
 		return fmt.Errorf("no TrustAnchorExpiring event among %d", len(list.Items))
 	})
+	saveAlertState(t, "anchor-expiring", map[string]string{"issuer_kind": v1alpha1.IssuerKind, "issuer": nsMetrics + "/expiring"},
+		sample("linkerd_ca_issuer_ready", "1"))
 	crt := seedCertificate(nsMetrics, "under-expiring", iss.Name)
 	create(t, crt)
 	waitCertificateReady(t, nsMetrics, crt.Name, 60*time.Second)

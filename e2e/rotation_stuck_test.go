@@ -91,6 +91,8 @@ func TestRotationStuckPastItsDeadline(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	saveAlertState(t, "past-deadline", map[string]string{"issuer_kind": v1alpha1.IssuerKind, "issuer": nsStuck + "/stuck"},
+		sample("linkerd_ca_issuer_rotation_phase", "1", `phase="Held"`))
 	code, out := stuckCheck()
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "past its deadline") {

@@ -94,6 +94,8 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		if held := scrape(t, "linkerd_ca_issuer_rotation_phase", labels); held != 1 {
 			t.Errorf("metric phase{Held} = %g, want 1", held)
 		}
+		delete(labels, "phase")
+		saveAlertState(t, "held", labels, sample("linkerd_ca_issuer_rotation_phase", "1", `phase="Held"`))
 		m.waitTrustRootsHold(t, before, m.anchorRoot(t))
 		if code, out := linkerdCACheck(); code == 0 || !strings.Contains(out, "held") {
 			t.Errorf("linkerd-ca check during a hold: exit %d, want a failure naming the hold:\n%s", code, out)
@@ -117,6 +119,8 @@ func TestTrustAnchorRotationOnAMesh(t *testing.T) {
 		left.waitBlocked(t, m)
 		left.resume(t)
 		m.waitStable(t, m.anchorRoot(t), 4*time.Minute)
+		saveAlertState(t, "stable", map[string]string{"issuer_kind": v1alpha1.ClusterIssuerKind, "issuer": rotationIssuer},
+			sample("linkerd_ca_issuer_rotation_phase", "1", `phase="Stable"`))
 		m.assertRestartedOnce(t, m.anchorRoot(t))
 		left.lost.assertNotRestartedAgain(t)
 		left.remove(t)
