@@ -117,6 +117,16 @@ type RotationSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
 	TrustedRootsConfigMapName string `json:"trustedRootsConfigMapName,omitempty"`
+
+	// Peers are other clusters' issuers linked to this one (Linkerd
+	// multicluster): their roots are trusted here, and no root is switched
+	// to until every peer has propagated it, nor retired until every peer
+	// has drained it. See docs/multicluster.md.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Peers []RotationPeer `json:"peers,omitempty"`
 }
 
 // TrustRootsReference names the ConfigMap Linkerd reads its trust roots from:

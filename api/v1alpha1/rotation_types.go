@@ -133,6 +133,19 @@ type RotationStatus struct {
 	// Message says what the rotation waits for.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Propagation says, of each root trusted here, how far it has reached
+	// this cluster's pods; linked peers read it.
+	// +optional
+	// +listType=map
+	// +listMapKey=fingerprint
+	// +kubebuilder:validation:MaxItems=32
+	Propagation []RootPropagation `json:"propagation,omitempty"`
+	// Peers is what was last read of each linked peer.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Peers []PeerStatus `json:"peers,omitempty"`
 	// LastTransitionTime is when Phase last changed.
 	LastTransitionTime metav1.Time `json:"lastTransitionTime"`
 }

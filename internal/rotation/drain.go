@@ -3,6 +3,7 @@ package rotation
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -30,10 +31,16 @@ func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
 		}
 	}
 	var next time.Duration
+	var kept []string
 	st.RetiringRoots = slices.DeleteFunc(st.RetiringRoots, func(r v1alpha1.RetiringRoot) bool {
 		done, wait := drained(cfg, o, r)
 		if !done && wait > 0 && (next == 0 || wait < next) {
 			next = wait
+		}
+		// A linked cluster may still have leaves under it alive.
+		if why := peersKeep(o, r.Fingerprint); done && why != "" {
+			kept = append(kept, fmt.Sprintf("root %s: %s", shortList([]string{r.Fingerprint}), why))
+			return false
 		}
 		return done
 	})
@@ -44,6 +51,9 @@ func settle(cfg Config, o Observed, st *v1alpha1.RotationStatus, d *Decision) {
 	}
 	st.Phase = v1alpha1.RotationDraining
 	st.Message = fmt.Sprintf("the retired root stays trusted until no proxy certificate under it can be alive: %s after the switch, or once every meshed pod has restarted", cfg.LeafLifetime)
+	if len(kept) > 0 {
+		st.Message = "drained here, the retired root stays trusted until every linked cluster has drained it: " + strings.Join(kept, "; ")
+	}
 }
 
 // confirmed: the identity issuer Secret chains to the new root, and

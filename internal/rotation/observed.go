@@ -87,6 +87,10 @@ type Observed struct {
 	// Roots is what a verifier sees of each root observed anywhere (anchor
 	// Secrets, the trusted set, Linkerd's trust roots).
 	Roots map[string]Root
+	// Linked says the issuer names peers (spec.rotation.peers), and Peers
+	// is what was read of each, in the spec's order.
+	Linked bool
+	Peers  []Peer
 }
 
 // Root is a root as a verifier matches it.

@@ -25,7 +25,10 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 	// The operator's decision: only for this root, only once Linkerd's
 	// trust roots hold it (else every pod admitted from now on breaks too).
 	accepted := len(behind) > 0 && o.AcceptBehind != "" && o.AcceptBehind == st.NextRoot
-	if st.BundleGainedAt != nil && (len(behind) == 0 || accepted) && d.Drift == "" {
+	// Linked clusters verify leaves under it too: none may switch before
+	// every one has propagated it, whatever the operator accepted here.
+	peersWait := peersLack(o, st.NextRoot)
+	if st.BundleGainedAt != nil && (len(behind) == 0 || accepted) && d.Drift == "" && peersWait == "" {
 		if accepted {
 			st.AcceptedBehind = nil
 			for _, p := range behind {
@@ -96,6 +99,9 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 		if st.Deadline != nil {
 			st.Message += fmt.Sprintf("; the old copy, the only one they hold, expires at %s", st.Deadline.UTC().Format(time.RFC3339))
 		}
+	}
+	if peersWait != "" && st.BundleGainedAt != nil && len(behind) == 0 && d.Drift == "" {
+		st.Message = "every pod here holds the new root; the switch waits for the linked clusters: " + peersWait
 	}
 	if len(st.Unrestartable) > 0 {
 		st.Message += fmt.Sprintf("; no restart replaces %v: delete or re-create them", st.Unrestartable)

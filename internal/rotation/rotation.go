@@ -88,6 +88,7 @@ func Decide(cfg Config, o Observed) Decision {
 	d := Decision{}
 	st.PodsBehind, st.Behind, st.Unrestartable, st.Blocked, st.Restarting, st.Deadline = 0, nil, nil, nil, 0, nil
 	st.PodsTotal = int32(len(o.Pods))
+	unlink(o, &st)
 	st.TrustRootsMissing = missing(o, st)
 	if len(st.TrustRootsMissing) > 0 {
 		d.Drift = fmt.Sprintf("Linkerd's trust roots lack %d root(s) the trusted set keeps (%s), so a pod admitted now would not trust the identity issuer: make trust-manager's Bundle for them take the trusted set as its only source; nothing switches or restarts until they hold it",
@@ -115,6 +116,7 @@ func Decide(cfg Config, o Observed) Decision {
 		st.Message = d.Drift + "; " + st.Message
 	}
 	d.Trusted = trusted(st)
+	link(o, &st, &d)
 	switch {
 	case d.accepted != "":
 		st.LastTransitionTime = metav1.NewTime(o.Now)
