@@ -96,6 +96,7 @@ func (r *Reconciler) observe(ctx context.Context, iss v1alpha1.GenericIssuer) (*
 	if err := r.observeIdentity(ctx, iss, o); err != nil {
 		return nil, err
 	}
+	r.observePeers(ctx, iss, o)
 	o.Roots = make(map[string]rotation.Root, len(o.certs))
 	for fp, c := range o.certs {
 		o.Roots[fp] = rotation.Root{Key: signer.RootKey(c), NotAfter: c.NotAfter}

@@ -17,6 +17,9 @@ import (
 // Options are the rotation controller's flags.
 type Options struct {
 	Enabled bool
+	// Multicluster reads the linked peers issuers name
+	// (spec.rotation.peers), through their link Secrets.
+	Multicluster bool
 	rotation.Config
 }
 
@@ -26,6 +29,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Restarts, "rotation-restarts", false, "Restart the workloads whose pods do not hold a new root yet: the control plane first, each workload at most once per rotation. Needs get, list, watch and patch on Deployments, StatefulSets and DaemonSets.")
 	fs.IntVar(&o.MaxConcurrentRestarts, "rotation-max-concurrent-restarts", 2, "Workloads restarting at once during a rotation.")
 	fs.DurationVar(&o.RestartTimeout, "rotation-restart-timeout", 10*time.Minute, "How long a restarted workload may keep pods without the new root before it is named stalled and frees its restart slot for the others.")
+	fs.BoolVar(&o.Multicluster, "multicluster", false, "Read the linked clusters' issuers that spec.rotation.peers names, through the kubeconfig in each link Secret (cluster resource namespace): their roots are trusted here, and no root is switched to or retired until every linked cluster has propagated or drained it. Needs --rotation.")
 	fs.DurationVar(&o.LeafLifetime, "proxy-certificate-lifetime", 24*time.Hour, "How long Linkerd's proxy certificates live (identity.issuer.issuanceLifetime): a retired root stays trusted this long after the switch, unless every meshed pod restarted since.")
 }
 
@@ -33,6 +37,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 func (o *Options) Complete() error {
 	if o.Restarts && !o.Enabled {
 		return fmt.Errorf("--rotation-restarts needs --rotation")
+	}
+	if o.Multicluster && !o.Enabled {
+		return fmt.Errorf("--multicluster needs --rotation")
 	}
 	if o.MaxConcurrentRestarts < 1 {
 		return fmt.Errorf("--rotation-max-concurrent-restarts must be at least 1, got %d", o.MaxConcurrentRestarts)

@@ -18,6 +18,7 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/metrics"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/peers"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/rotation"
 )
@@ -38,6 +39,8 @@ type Reconciler struct {
 	Config   rotation.Config
 	// Pods lists meshed pods (IndexedPods); nil: a List through Client.
 	Pods PodLister
+	// Peers reads linked clusters' issuers; nil with --multicluster off.
+	Peers *peers.Reader
 
 	throttle throttle
 }
@@ -144,9 +147,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		metrics.Restarted(kind, name)
 	}
 	if d.Status.Phase == v1alpha1.RotationStable {
+		if o.Linked {
+			// Nothing here watches a linked cluster.
+			return ctrl.Result{RequeueAfter: peerInterval * 3}, nil
+		}
 		return ctrl.Result{}, nil
 	}
 	after := resyncFor(d.Status.Phase, r.Config.Restarts)
+	if o.Linked && after > peerInterval*3 {
+		after = peerInterval * 3
+	}
 	if d.RequeueAfter > 0 && d.RequeueAfter < after {
 		after = d.RequeueAfter
 	}

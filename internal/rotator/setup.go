@@ -17,6 +17,7 @@ import (
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/controller"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/peers"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
 )
 
@@ -59,10 +60,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, clusterResourceN
 	if err != nil {
 		return err
 	}
+	var linked *peers.Reader
+	if opts.Multicluster {
+		linked = &peers.Reader{Local: mgr.GetAPIReader(), Namespace: clusterResourceNamespace, Scheme: mgr.GetScheme(), Clock: clock.RealClock{},
+			Timeout: peerTimeout, MinInterval: peerInterval}
+	}
 	for _, kind := range []v1alpha1.GenericIssuer{&v1alpha1.LinkerdCAIssuer{}, &v1alpha1.LinkerdCAClusterIssuer{}} {
 		r := &Reconciler{
 			Kind: kind, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Signer: s,
-			Recorder: mgr.GetEventRecorder(FieldOwner), Clock: clock.RealClock{}, Config: opts.Config, Pods: pods,
+			Recorder: mgr.GetEventRecorder(FieldOwner), Clock: clock.RealClock{}, Config: opts.Config, Pods: pods, Peers: linked,
 		}
 		all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return r.rotating(ctx, "")
