@@ -115,7 +115,7 @@ runs it, and ` + "`linkerd check`" + ` includes its checks.`,
 	flags.StringVarP(&g.linkerdNamespace, "linkerd-namespace", "L", defaultLinkerdNamespace(), "Namespace of Linkerd's control plane [$LINKERD_NAMESPACE]")
 	flags.BoolVar(&g.verbose, "verbose", false, "Print what is read from the cluster to stderr")
 
-	root.AddCommand(newCheck(g), newTrustAnchor(g), newTrustRoots(g), newRotation(g), newVersion(g), newExtensionMetadata(g))
+	root.AddCommand(newCheck(g), newTrustAnchor(g), newTrustRoots(g), newRotation(g), newMulticluster(g), newVersion(g), newExtensionMetadata(g))
 	return root
 }
 
