@@ -36,7 +36,7 @@ func rotationCheck(iss v1alpha1.GenericIssuer, key client.ObjectKey, now time.Ti
 		// now may not trust the identity issuer in place.
 		drift = []identitycheck.Result{{Name: checkTrustRootsSynced, Status: identitycheck.Fail, Detail: fmt.Sprintf("%s: %s", name, c.Message)}}
 	}
-	return append(drift, rotationPhase(name, fix, st, now))
+	return append(append(drift, rotationPhase(name, fix, st, now)), linkedCheck(name, iss.GetSpec().Rotation, st, now)...)
 }
 
 func rotationPhase(name, fix string, st *v1alpha1.RotationStatus, now time.Time) identitycheck.Result {
