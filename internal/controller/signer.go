@@ -62,6 +62,8 @@ type Signer struct {
 	parsed parsed
 	// confirmations confirm anchor Secrets' revisions for signing.
 	confirmations confirmations
+	// unrecorded are first-sight signatures whose write was refused.
+	unrecorded sightings
 }
 
 // Check is issuer-lib's readiness check: the issuer is Ready when its trust

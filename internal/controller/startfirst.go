@@ -98,6 +98,7 @@ func (s *Signer) SignAtFirstSight(ctx context.Context, obj issuersigner.Certific
 			Message: issuedMessage, LastTransitionTime: ptr.To(metav1.NewTime(now)),
 		})
 		if done, err := s.patchFirst(ctx, cr, base); !done || err != nil {
+			s.unrecorded.signed(cr.UID, approved, now)
 			return done, err
 		}
 		s.EventRecorder.Eventf(cr, nil, corev1.EventTypeNormal, cmapi.CertificateRequestReasonIssued, "Synced", issuedMessage)

@@ -21,7 +21,8 @@ import (
 // request comes back and it goes issuer-lib's way, where Sign records the
 // start. That start must be the approval the hook signed from, or the
 // request gets a second, different certificate (the fault suite caught 4 in
-// 300 when Sign recorded "now" there).
+// 300 when Sign recorded "now" there). A request that only waited keeps
+// its whole duration (the hardening's guarantee).
 func TestALostFirstSightSignatureIsSignedAgainTheSame(t *testing.T) {
 	a := newAnchor(t, now.Add(365*24*time.Hour))
 	approved := now.Add(-2 * time.Second)
@@ -70,21 +71,21 @@ func TestALostFirstSightSignatureIsSignedAgainTheSame(t *testing.T) {
 		t.Errorf("recorded start %+v, want the approval %s", c, approved)
 	}
 
-	// Past signedPromptly, a request whose first certificate nobody received
-	// gets its start at its first recorded attempt, and so its whole
-	// duration.
-	late := approve(newRequest(t, seed48h(), now.Add(-time.Hour), time.Time{}), now.Add(-10*time.Minute))
-	late.Name = "late"
-	if err := s.Client.Create(ctx, late); err != nil {
+	// A request approved as promptly that only waited for its issuer (never
+	// signed at first sight) gets its start at its first attempt, and so
+	// its whole duration.
+	waited := approve(newRequest(t, seed48h(), now.Add(-3*time.Second), time.Time{}), approved)
+	waited.Name, waited.UID = "waited", "uid-waited"
+	if err := s.Client.Create(ctx, waited); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Sign(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(late), iss); err != nil {
+	if _, err := s.Sign(ctx, issuersigner.CertificateRequestObjectFromCertificateRequest(waited), iss); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(late), late); err != nil {
+	if err := s.Client.Get(ctx, client.ObjectKeyFromObject(waited), waited); err != nil {
 		t.Fatal(err)
 	}
-	if c := cmapiutil.GetCertificateRequestCondition(late, ConditionValidityStarted); c == nil || !c.LastTransitionTime.Time.Equal(now.Add(40*time.Second)) {
-		t.Errorf("a late request's start %+v, want now %s", c, now.Add(40*time.Second))
+	if c := cmapiutil.GetCertificateRequestCondition(waited, ConditionValidityStarted); c == nil || !c.LastTransitionTime.Time.Equal(now.Add(40*time.Second)) {
+		t.Errorf("a request that waited: start %+v, want its first attempt %s", c, now.Add(40*time.Second))
 	}
 }

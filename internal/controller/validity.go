@@ -19,8 +19,7 @@ import (
 
 // ConditionValidityStarted is the request condition whose
 // lastTransitionTime starts the issued certificate's validity. It is set at
-// the first signing attempt (at the approval, when that was moments before;
-// see recordValidityStart), not at the request's creation: a
+// the first signing attempt, not at the request's creation or approval: a
 // request that waited days for its issuer to be Ready still gets its whole
 // duration, and signing it again, after a status write that failed, yields
 // the same certificate.
@@ -47,14 +46,12 @@ func validityStart(cr issuersigner.CertificateRequestObject) (time.Time, bool) {
 }
 
 // recordValidityStart writes now, to the second as the API keeps it, as the
-// request's validity start, and returns it. A CertificateRequest approved
-// within signedPromptly starts at its approval instead, as SignAtFirstSight
-// signs it: that hook may have signed it already and lost its write (a
-// conflict, then the issuer not Ready for a while), and this signature must
-// then be the same certificate, not a second one. The write is conditional
-// on the request's resourceVersion: a request read from a cache that lags,
-// which may already carry a start, gets no second one; the request is then
-// tried again (a PendingError, which never fails it for good).
+// request's validity start, and returns it; for a request this process
+// signed at first sight but could not record, the start it signed from
+// (sightings). The write is conditional on the
+// request's resourceVersion: a request read from a cache that lags, which
+// may already carry a start, gets no second one; the request is then tried
+// again (a PendingError, which never fails it for good).
 func (s *Signer) recordValidityStart(ctx context.Context, cr issuersigner.CertificateRequestObject) (time.Time, error) {
 	obj, ok := cr.(runtime.Object)
 	if !ok {
@@ -65,8 +62,8 @@ func (s *Signer) recordValidityStart(ctx context.Context, cr issuersigner.Certif
 	switch o := obj.DeepCopyObject().(type) {
 	case *cmapi.CertificateRequest:
 		base = o.DeepCopy()
-		if approved, ok := approvedPromptly(o, s.Clock.Now()); ok {
-			now = metav1.NewTime(approved)
+		if signed, ok := s.unrecorded.start(o.UID, s.Clock.Now()); ok {
+			now = metav1.NewTime(signed)
 		}
 		o.Status.Conditions = append(o.Status.Conditions, cmapi.CertificateRequestCondition{
 			Type: ConditionValidityStarted, Status: cmmeta.ConditionTrue, Reason: ReasonFirstSigningAttempt, Message: validityMessage, LastTransitionTime: &now,
