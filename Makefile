@@ -176,6 +176,7 @@ test: verify ## Every test: generated files, unit tests, fuzz smoke, the built i
 	@side=$$(mktemp); nice -n 19 $(MAKE) --no-print-directory unit fuzz test-image alerts-build >$$side 2>&1 & pid=$$!; \
 	rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
 	echo "=== DEMO_FLOW=rotation DEMO_EXIT=1 make demo"; DEMO_FLOW=rotation DEMO_EXIT=1 $(MAKE) --no-print-directory demo || rc=$$?; \
+	echo "=== make e2e-multicluster"; $(MAKE) --no-print-directory e2e-multicluster || rc=$$?; \
 	wait $$pid || rc=$$?; \
 	echo "=== unit, fuzz, test-image and alerts-build (run beside the e2e suite):"; cat $$side; rm -f $$side; \
 	echo "=== make alerts (the chart's alerts over the states the e2e suite left)"; $(MAKE) --no-print-directory alerts || rc=$$?; exit $$rc
@@ -228,6 +229,10 @@ e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_
 	@# -parallel: the parallel tests wait more than they work, more of them
 	@# than the 2 cores go test would otherwise run at once.
 	CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 20m -parallel 8 -v ./e2e/
+
+.PHONY: e2e-multicluster
+e2e-multicluster: build $(E2E_TOOLS) ## Two local clusters, linked, rotating one set of roots under one watcher (docs/multicluster.md).
+	CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 15m -v ./e2e/multicluster/
 
 .PHONY: bench
 bench: ## The benchmarks behind docs/performance.md.

@@ -28,6 +28,9 @@ import (
 // KubeconfigKey is the key of a link Secret that holds the kubeconfig.
 const KubeconfigKey = "kubeconfig"
 
+// retryInterval spaces the reads of a peer that could not be read.
+const retryInterval = 2 * time.Second
+
 // Reader reads linked issuers. A peer is read at most once per
 // MinInterval, however often the rotation of the issuer that names it is
 // reconciled (every pod change here): a few requests a minute per peer.
@@ -78,7 +81,12 @@ func (r *Reader) read(ctx context.Context, p v1alpha1.RotationPeer) Read {
 	r.mu.Lock()
 	prev, ok := r.last[p.Name]
 	r.mu.Unlock()
-	if ok && prev.ref == p && now.Sub(prev.at) < r.MinInterval {
+	interval := r.MinInterval
+	if ok && prev.Peer.Err != "" {
+		// A link Secret just made, an API server back: read again soon.
+		interval = min(interval, retryInterval)
+	}
+	if ok && prev.ref == p && now.Sub(prev.at) < interval {
 		return prev
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)

@@ -19,6 +19,17 @@ const (
 	peerTimeout  = 10 * time.Second
 )
 
+// peerResync is when to read the linked clusters again: soon after one
+// could not be read, so its return is seen within seconds.
+func peerResync(o *observed) time.Duration {
+	for _, p := range o.Peers {
+		if p.Err != "" {
+			return 5 * time.Second
+		}
+	}
+	return 3 * peerInterval
+}
+
 // observePeers reads the peers the issuer names; their roots' certificates
 // join the ones the trusted set is written from.
 func (r *Reconciler) observePeers(ctx context.Context, iss v1alpha1.GenericIssuer, o *observed) {

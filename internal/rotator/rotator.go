@@ -149,13 +149,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if d.Status.Phase == v1alpha1.RotationStable {
 		if o.Linked {
 			// Nothing here watches a linked cluster.
-			return ctrl.Result{RequeueAfter: peerInterval * 3}, nil
+			return ctrl.Result{RequeueAfter: peerResync(o)}, nil
 		}
 		return ctrl.Result{}, nil
 	}
 	after := resyncFor(d.Status.Phase, r.Config.Restarts)
-	if o.Linked && after > peerInterval*3 {
-		after = peerInterval * 3
+	if o.Linked && after > peerResync(o) {
+		after = peerResync(o)
 	}
 	if d.RequeueAfter > 0 && d.RequeueAfter < after {
 		after = d.RequeueAfter

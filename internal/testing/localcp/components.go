@@ -90,6 +90,9 @@ func (cp *ControlPlane) StartIssuer(ctx context.Context, name string) error {
 		// As the chart's default.
 		"--rotation",
 	}
+	if cp.opts.Multicluster {
+		args = append(args, "--multicluster")
+	}
 	if len(cp.opts.CSRRequesters) > 0 {
 		args = append(args, "--enable-kubernetes-csr", "--kubernetes-csr-requesters="+strings.Join(cp.opts.CSRRequesters, ","))
 	}

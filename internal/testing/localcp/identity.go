@@ -75,6 +75,9 @@ func (cp *ControlPlane) chartValues() []string {
 	if cp.opts.RotationRestarts {
 		v = append(v, "rotation.restarts.enabled=true")
 	}
+	if cp.opts.Multicluster {
+		v = append(v, "multicluster.enabled=true")
+	}
 	if cp.opts.ApproverPolicy {
 		v = append(v, "approverPolicy.enabled=true")
 		for i, ns := range cp.opts.WatchNamespaces {

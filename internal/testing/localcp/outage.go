@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -23,7 +25,12 @@ import (
 func (cp *ControlPlane) RestartAPIServer(ctx context.Context, down time.Duration) error {
 	from := time.Now()
 	exe := filepath.Join(cp.opts.RepoRoot, "bin", "kube-apiserver")
-	pid, err := findProcess(exe)
+	u, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		return err
+	}
+	// Another control plane's API server may run the same binary.
+	pid, err := findProcess(exe, "--secure-port="+u.Port())
 	if err != nil {
 		return err
 	}
@@ -93,7 +100,7 @@ func running(pid int) bool {
 }
 
 // findProcess is the pid of the process running exe.
-func findProcess(exe string) (int, error) {
+func findProcess(exe, arg string) (int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err
@@ -103,9 +110,14 @@ func findProcess(exe string) (int, error) {
 		if err != nil {
 			continue
 		}
-		if target, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && target == exe && running(pid) {
+		target, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || target != exe || !running(pid) {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && (arg == "" || slices.ContainsFunc(bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0}), func(a []byte) bool { return string(a) == arg })) {
 			return pid, nil
 		}
 	}
-	return 0, fmt.Errorf("no process runs %s", exe)
+	return 0, fmt.Errorf("no process runs %s %s", exe, arg)
 }

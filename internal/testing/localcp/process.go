@@ -125,7 +125,7 @@ func (cp *ControlPlane) CPUTime(name string) (time.Duration, error) {
 			return cpuTime(p.cmd.Process.Pid)
 		}
 	}
-	pid, err := findProcess(filepath.Join(cp.opts.RepoRoot, "bin", name))
+	pid, err := findProcess(filepath.Join(cp.opts.RepoRoot, "bin", name), "")
 	if err != nil {
 		return 0, err
 	}

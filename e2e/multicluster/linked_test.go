@@ -1,0 +1,220 @@
+//go:build e2e
+
+package multicluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"k8s.io/client-go/discovery"
+
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
+)
+
+// TestLinkedClustersRotateTogether links west and east, each with its own
+// root, and rotates west's alone, under a watcher over both: west's
+// switch waits for east's pods to hold the new root, and for east to be
+// readable again when its API server is down; the old root leaves both
+// clusters' trust roots only once drained.
+func TestLinkedClustersRotateTogether(t *testing.T) {
+	clusters := []*cluster{west, east}
+	for _, k := range clusters {
+		k.setUp(t)
+	}
+	for _, k := range clusters {
+		k.link(t)
+	}
+	w1, e1 := west.anchorRoot(t), east.anchorRoot(t)
+	start := time.Now()
+	for _, k := range clusters {
+		k.waitRotation(t, 90*time.Second, "Stable, its peer read", func(st *v1alpha1.RotationStatus) error {
+			if st.Phase != v1alpha1.RotationStable || len(st.Peers) != 1 || !st.Peers[0].Reachable {
+				return fmt.Errorf("peers %+v", st.Peers)
+			}
+			return nil
+		})
+		eventually(t, 60*time.Second, k.name+": Linkerd's trust roots hold both clusters' roots", func() error { return hasAll(k.trustRoots(t), w1, e1) })
+	}
+	t.Logf("linked: each cluster's trust roots hold both roots %s after the link Secrets", time.Since(start).Round(time.Millisecond))
+	// A pod reading Linkerd's trust roots holds the peer's root only if it
+	// started after they gained it, as far as the controller can tell: from
+	// the second after it first saw them hold it.
+	var gained time.Time
+	for _, k := range clusters {
+		peerRoot := map[*cluster]string{west: e1, east: w1}[k]
+		st := k.waitRotation(t, 60*time.Second, "the peer's root seen in Linkerd's trust roots", func(st *v1alpha1.RotationStatus) error {
+			i := slices.IndexFunc(st.Propagation, func(r v1alpha1.RootPropagation) bool { return r.Fingerprint == peerRoot })
+			if i < 0 || st.Propagation[i].BundleGainedAt == nil {
+				return fmt.Errorf("propagation %+v", st.Propagation)
+			}
+			return nil
+		})
+		for _, r := range st.Propagation {
+			if r.Fingerprint == peerRoot && r.BundleGainedAt.After(gained) {
+				gained = r.BundleGainedAt.Time
+			}
+		}
+	}
+	time.Sleep(time.Until(gained.Add(time.Second)))
+	for _, k := range clusters {
+		k.meshUp(t)
+	}
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	w, err := watchLinked(watchCtx, lifetime, west, east)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.assert(t)
+	for _, k := range clusters {
+		if code, out, errOut := k.linkerdCA("check"); !strings.Contains(out+errOut, "linked cluster "+k.peer.name+": read") {
+			t.Errorf("%s: linkerd-ca check (exit %d) does not report %s read:\n%s%s", k.name, code, k.peer.name, out, errOut)
+		}
+	}
+
+	// A rotation started in west alone: east trusts its new root, and west
+	// waits for east's pods to hold it.
+	rotated := time.Now()
+	if code, out, errOut := west.linkerdCA("rotation", "start"); code != 0 {
+		t.Fatalf("west: linkerd-ca rotation start: exit %d\n%s%s", code, out, errOut)
+	}
+	w2 := west.anchorRoot(t)
+	if w2 == w1 {
+		t.Fatal("west's issuer still names its first root")
+	}
+	eventually(t, 90*time.Second, "east's trust roots gain west's new root", func() error { return hasAll(east.trustRoots(t), w2) })
+	west.waitRotation(t, 3*time.Minute, "every pod of west holding the new root, waiting for east", func(st *v1alpha1.RotationStatus) error {
+		if st.SigningRoot != w1 {
+			return fmt.Errorf("switched to %s before east propagated it", short(st.SigningRoot))
+		}
+		if !strings.Contains(st.Message, "the switch waits for the linked clusters: peer east has not propagated it") {
+			return fmt.Errorf("not waiting for east")
+		}
+		return nil
+	})
+	propagatedHere := time.Since(rotated)
+
+	// East's API server down: west names it, and still does not switch.
+	down := make(chan error, 1)
+	go func() { down <- east.cp.RestartAPIServer(ctx, 20*time.Second) }()
+	st := west.waitRotation(t, 90*time.Second, "east unreachable, named", func(st *v1alpha1.RotationStatus) error {
+		if len(st.Peers) != 1 || st.Peers[0].Reachable || !strings.Contains(st.Message, "peer east cannot be read") {
+			return fmt.Errorf("peers %+v", st.Peers)
+		}
+		return nil
+	})
+	if st.SigningRoot != w1 {
+		t.Errorf("west switched to %s with east unreachable", short(st.SigningRoot))
+	}
+	if code, out, errOut := west.linkerdCA("check"); code == 0 || !strings.Contains(out+errOut, "linked cluster east cannot be read") {
+		t.Errorf("west: linkerd-ca check with east down: exit %d, want a failure naming east:\n%s%s", code, out, errOut)
+	}
+	if err := <-down; err != nil {
+		t.Fatal(err)
+	}
+	// East's issuer lost its lease and exited, as controller-runtime makes
+	// it; the kubelet would start it again, once discovery answers (a new
+	// API server serves its groups a moment after it answers at all).
+	eventually(t, 60*time.Second, "east's API server serving discovery", func() error {
+		_, _, err := discovery.NewDiscoveryClientForConfigOrDie(east.cp.Config).ServerGroupsAndResources()
+		return err
+	})
+	if _, err := east.cp.RestartIssuerIfExited(ctx, "issuer"); err != nil {
+		t.Fatal(err)
+	}
+	west.waitRotation(t, 90*time.Second, "east read again", func(st *v1alpha1.RotationStatus) error {
+		if len(st.Peers) != 1 || !st.Peers[0].Reachable {
+			return fmt.Errorf("peers %+v", st.Peers)
+		}
+		return nil
+	})
+
+	// The operator restarts east's pods: east propagates the root, and
+	// west switches, re-issues and drains the old root from both.
+	restarted := time.Now()
+	for _, c := range localcp.LinkerdComponents {
+		east.restart(t, "linkerd-"+c, ns)
+	}
+	for _, name := range []string{"web", "api"} {
+		east.restart(t, name, apps)
+	}
+	east.waitRotation(t, 2*time.Minute, "west's new root propagated here", func(st *v1alpha1.RotationStatus) error {
+		i := slices.IndexFunc(st.Propagation, func(r v1alpha1.RootPropagation) bool { return r.Fingerprint == w2 })
+		if i < 0 || !st.Propagation[i].Propagated {
+			return fmt.Errorf("propagation %+v", st.Propagation)
+		}
+		return nil
+	})
+	propagatedThere := time.Since(restarted)
+	switched := west.waitRotation(t, 2*time.Minute, "switched to the new root", func(st *v1alpha1.RotationStatus) error {
+		if st.SigningRoot != w2 {
+			return fmt.Errorf("signing under %s", short(st.SigningRoot))
+		}
+		return nil
+	})
+	switchedAt := time.Now()
+	west.waitRotation(t, 3*time.Minute, "Stable under the new root", func(st *v1alpha1.RotationStatus) error {
+		if st.Phase != v1alpha1.RotationStable || st.SigningRoot != w2 {
+			return fmt.Errorf("not Stable under %s", short(w2))
+		}
+		return nil
+	})
+	for _, k := range clusters {
+		eventually(t, 90*time.Second, k.name+": the old root gone from Linkerd's trust roots, the new one and east's kept", func() error {
+			roots := k.trustRoots(t)
+			if slices.Contains(roots, w1) {
+				return fmt.Errorf("still holds %s", short(w1))
+			}
+			return hasAll(roots, w2, e1)
+		})
+	}
+	// Stable, a peer costs a few requests a minute: read every 30 s, two
+	// GETs (its issuer, its trust roots), never a tight loop.
+	before := requestsTo(t, west, east)
+	time.Sleep(time.Minute)
+	perMinute := requestsTo(t, west, east) - before
+	t.Logf("west's issuer sent east's API server %.0f requests in a minute of Stable", perMinute)
+	if perMinute > 10 {
+		t.Errorf("west's issuer sent east %.0f requests in a minute of Stable, want a few (4: two GETs every 30 s)", perMinute)
+	}
+	t.Logf("west's rotation: its own pods held the new root, waiting for east, %s after the start; east's restarted pods held it %s after the restart; switched (%s) %s later; Stable and drained from both clusters %s after the switch",
+		propagatedHere.Round(time.Second), propagatedThere.Round(time.Second), switched.Phase, switchedAt.Sub(restarted.Add(propagatedThere)).Round(time.Second), time.Since(switchedAt).Round(time.Second))
+}
+
+// requestsTo is how many requests from's issuer has sent to's API server,
+// from client-go's rest_client_requests_total on its metrics endpoint.
+func requestsTo(t *testing.T, from, to *cluster) float64 {
+	t.Helper()
+	u, err := url.Parse(to.cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + from.cp.IssuerMetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, m := range families["rest_client_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "host" && l.GetValue() == u.Host {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
