@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -239,17 +242,6 @@ func (k *cluster) waitMeshed(t *testing.T, want int) {
 	})
 }
 
-// identityRoot is the root the identity issuer in place chains to, among
-// roots.
-func (k *cluster) identityRoot(t *testing.T, roots map[string]*x509.Certificate) string {
-	t.Helper()
-	var s corev1.Secret
-	if err := k.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: guide.IdentityIssuer}, &s); err != nil {
-		t.Fatal(err)
-	}
-	return chainsTo(s.Data[corev1.TLSCertKey], roots)
-}
-
 func chainsTo(certPEM []byte, roots map[string]*x509.Certificate) string {
 	certs, _ := signer.ParseTrustBundle(certPEM)
 	if len(certs) == 0 {
@@ -277,4 +269,36 @@ func hasAll(have []string, want ...string) error {
 		}
 	}
 	return nil
+}
+
+// kubeconfig is one kubeconfig with a context per cluster, named as the
+// cluster: what an operator of linked clusters has.
+func kubeconfig(t *testing.T, clusters ...*cluster) string {
+	t.Helper()
+	merged := clientcmdapi.NewConfig()
+	for _, k := range clusters {
+		cfg, err := clientcmd.LoadFromFile(k.cp.AdminKubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := cfg.Contexts[cfg.CurrentContext]
+		if cur == nil {
+			t.Fatalf("%s: the admin kubeconfig has no current context", k.name)
+		}
+		merged.Clusters[k.name], merged.AuthInfos[k.name] = cfg.Clusters[cur.Cluster], cfg.AuthInfos[cur.AuthInfo]
+		merged.Contexts[k.name] = &clientcmdapi.Context{Cluster: k.name, AuthInfo: k.name}
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*merged, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// linkerdCAIn runs the CLI against the kube context named as k, in
+// kubeconfig.
+func (k *cluster) linkerdCAIn(kubeconfig string, args ...string) (int, string) {
+	var out bytes.Buffer
+	code := cli.Run(ctx, append(args, "--kubeconfig", kubeconfig, "--context", k.name, "-L", ns), &out, &out)
+	return code, out.String()
 }

@@ -91,6 +91,13 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 	if w2 == w1 {
 		t.Fatal("west's issuer still names its first root")
 	}
+	both := kubeconfig(t, west, east)
+	if code, out := east.linkerdCAIn(both, "rotation", "start", "--all-linked"); code == 0 || !strings.Contains(out, "linked cluster west: ") || !strings.Contains(out, "is already rotating") {
+		t.Errorf("east: rotation start --all-linked while west rotates: exit %d, want a refusal naming west:\n%s", code, out)
+	}
+	if east.anchorRoot(t) != e1 {
+		t.Error("a refused --all-linked changed east's anchor")
+	}
 	eventually(t, 90*time.Second, "east's trust roots gain west's new root", func() error { return hasAll(east.trustRoots(t), w2) })
 	west.waitRotation(t, 3*time.Minute, "every pod of west holding the new root, waiting for east", func(st *v1alpha1.RotationStatus) error {
 		if st.SigningRoot != w1 {
@@ -177,6 +184,10 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 			return hasAll(roots, w2, e1)
 		})
 	}
+	drained := time.Now()
+	t.Logf("west's rotation: its own pods held the new root, waiting for east, %s after the start; east's restarted pods held it %s after the restart; switched (%s) %s later; Stable and drained from both clusters %s after the switch",
+		propagatedHere.Round(time.Second), propagatedThere.Round(time.Second), switched.Phase, switchedAt.Sub(restarted.Add(propagatedThere)).Round(time.Second), drained.Sub(switchedAt).Round(time.Second))
+
 	// Stable, a peer costs a few requests a minute: read every 30 s, two
 	// GETs (its issuer, its trust roots), never a tight loop.
 	before := requestsTo(t, west, east)
@@ -186,8 +197,34 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 	if perMinute > 10 {
 		t.Errorf("west's issuer sent east %.0f requests in a minute of Stable, want a few (4: two GETs every 30 s)", perMinute)
 	}
-	t.Logf("west's rotation: its own pods held the new root, waiting for east, %s after the start; east's restarted pods held it %s after the restart; switched (%s) %s later; Stable and drained from both clusters %s after the switch",
-		propagatedHere.Round(time.Second), propagatedThere.Round(time.Second), switched.Phase, switchedAt.Sub(restarted.Add(propagatedThere)).Round(time.Second), time.Since(switchedAt).Round(time.Second))
+
+	// Rotated all at once: one next root for both; each restarts its own
+	// pods, waits for the other's, switches and drains.
+	allStart := time.Now()
+	if code, out := west.linkerdCAIn(both, "rotation", "start", "--all-linked"); code != 0 || !strings.Contains(out, "one next root in 2 linked clusters") {
+		t.Fatalf("west: rotation start --all-linked: exit %d\n%s", code, out)
+	}
+	shared := west.anchorRoot(t)
+	if east.anchorRoot(t) != shared || shared == w2 || shared == e1 {
+		t.Fatalf("--all-linked: west names %s, east %s; want one new root", short(shared), short(east.anchorRoot(t)))
+	}
+	for _, k := range clusters {
+		k.waitRotation(t, 4*time.Minute, "Stable under the shared root", func(st *v1alpha1.RotationStatus) error {
+			if st.Phase != v1alpha1.RotationStable || st.SigningRoot != shared {
+				return fmt.Errorf("not Stable under %s", short(shared))
+			}
+			return nil
+		})
+	}
+	for _, k := range clusters {
+		eventually(t, 90*time.Second, k.name+": Linkerd's trust roots hold the shared root alone", func() error {
+			if roots := k.trustRoots(t); !slices.Equal(roots, []string{shared}) {
+				return fmt.Errorf("holds %v", roots)
+			}
+			return nil
+		})
+	}
+	t.Logf("--all-linked: both clusters Stable under one shared root, the old ones drained, %s after the start", time.Since(allStart).Round(time.Second))
 }
 
 // requestsTo is how many requests from's issuer has sent to's API server,

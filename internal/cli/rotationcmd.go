@@ -62,6 +62,8 @@ deadline (the identity issuer in place has expired), 4 --timeout reached,
 	status.Flags().BoolVarP(&watchFlag, "watch", "w", false, "Follow the rotation until it is Stable (exit 0), past its deadline (3) or --timeout (4)")
 	status.Flags().DurationVar(&timeout, "timeout", 0, "With --watch: how long to wait for Stable before exiting 4 (0: no limit)")
 	var fromSecret, anchorNamespace, kms string
+	var allLinked bool
+	var peerContexts map[string]string
 	start := &cobra.Command{
 		Use:   "start",
 		Short: "Start a rotation the safe way: make the next root (or take --from-secret) and point the issuer at it",
@@ -72,12 +74,20 @@ under the current root until every meshed pod holds the new one; see
 ` + "`linkerd-ca rotation status`" + `.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if allLinked {
+				if fromSecret != "" || kms != "" {
+					return usageErrorf("--all-linked makes one next root for every linked cluster: it takes neither --from-secret nor --kms")
+				}
+				return rotationStartLinked(cmd.Context(), g, certificate, anchorNamespace, peerContexts)
+			}
 			return rotationStart(cmd.Context(), g, certificate, fromSecret, anchorNamespace, kms)
 		},
 	}
 	start.Flags().StringVar(&fromSecret, "from-secret", "", "Take this kubernetes.io/tls Secret, beside the current anchor, as the next root instead of making one")
 	start.Flags().StringVar(&kms, "kms", "", "Make the next root with this KMS key, aws:<key ID, key ARN or alias/name>, and point spec.kms at it (the key stays in the KMS; the Secret holds the certificate alone)")
 	start.Flags().StringVar(&anchorNamespace, "anchor-namespace", "cert-manager", "Where a LinkerdCAClusterIssuer's anchor Secrets live: the controller's cluster resource namespace")
+	start.Flags().BoolVar(&allLinked, "all-linked", false, "Make one next root and point this issuer and every linked cluster's (spec.rotation.peers, each through the kubeconfig context named as the peer) at it")
+	start.Flags().StringToStringVar(&peerContexts, "peer-context", nil, "With --all-linked: the kubeconfig context of a peer not named as it, peer=context")
 	cmd.AddCommand(status, start, newRotationSwitch(g, &certificate))
 	return cmd
 }

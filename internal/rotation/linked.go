@@ -83,10 +83,10 @@ func propagationOf(o Observed, st v1alpha1.RotationStatus, fp string) v1alpha1.R
 		rp.PodsBehind = rp.PodsTotal
 		return rp
 	}
-	switch {
-	case fp == st.NextRoot:
+	switch fp {
+	case st.NextRoot:
 		rp.BundleGainedAt = st.BundleGainedAt
-	case fp == st.SigningRoot:
+	case st.SigningRoot:
 		rp.BundleGainedAt = &metav1.Time{}
 	default:
 		rp.BundleGainedAt = ceil(o.Now)

@@ -65,12 +65,10 @@ type Options struct {
 	// RotationRestarts grants the issuer the chart's restart RBAC
 	// (rotation.restarts.enabled); --rotation-restarts is the tests' to set.
 	RotationRestarts bool
-	// Multicluster runs the issuer with --multicluster, and grants the
-	// chart's peer reader (multicluster.enabled).
+	// Multicluster: --multicluster, and the chart's multicluster.enabled.
 	Multicluster bool
 	// ApproverPolicy runs cert-manager with its built-in approver off and
-	// approver-policy approving, under the chart's approverPolicy values
-	// for each watched namespace (approverpolicy.go).
+	// approver-policy approving, as the chart's values say (approverpolicy.go).
 	ApproverPolicy bool
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
