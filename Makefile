@@ -234,6 +234,10 @@ e2e: build $(E2E_TOOLS) ## The e2e suite on a local control plane (USE_EXISTING_
 e2e-multicluster: build $(E2E_TOOLS) ## Two local clusters, linked, rotating one set of roots under one watcher (docs/multicluster.md).
 	CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 15m -v ./e2e/multicluster/
 
+.PHONY: bench-multicluster
+bench-multicluster: build $(E2E_TOOLS) ## e2e-multicluster with about 100 meshed pods a cluster: the linked rotation's wall time per phase.
+	MULTICLUSTER_REPLICAS=50 CGO_ENABLED=0 go test -trimpath -tags e2e -count=1 -timeout 60m -v -run TestLinkedClustersRotateTogether ./e2e/multicluster/
+
 .PHONY: bench
 bench: ## The benchmarks behind docs/performance.md.
 	go test ./internal/signer -run '^$$' -bench . -benchmem -count 6

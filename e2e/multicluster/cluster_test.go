@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,12 +198,27 @@ func (k *cluster) meshUp(t *testing.T) {
 	for _, name := range []string{"web", "api"} {
 		labels := map[string]string{"app": name}
 		k.create(t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: name},
-			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(replicas)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/" + name + ":1"}}}}}})
 	}
-	k.waitMeshed(t, 6+len(localcp.LinkerdComponents))
+	k.waitMeshed(t, meshed())
 }
+
+// replicas is each meshed Deployment's: $MULTICLUSTER_REPLICAS, 3 by
+// default (make bench-multicluster: 50, about 100 meshed pods a cluster).
+var replicas = func() int {
+	if n, err := strconv.Atoi(os.Getenv("MULTICLUSTER_REPLICAS")); err == nil && n > 0 {
+		return n
+	}
+	return 3
+}()
+
+// within scales a wait with the mesh.
+func within(d time.Duration) time.Duration { return d * time.Duration(max(1, replicas/10)) }
+
+// meshed is how many meshed pods run in each cluster.
+func meshed() int { return 2*replicas + len(localcp.LinkerdComponents) }
 
 // restart rolls a Deployment out again, as kubectl rollout restart does.
 func (k *cluster) restart(t *testing.T, name, namespace string) {
@@ -222,7 +239,7 @@ func (k *cluster) restart(t *testing.T, name, namespace string) {
 // waitMeshed waits for want running meshed pods, and no others.
 func (k *cluster) waitMeshed(t *testing.T, want int) {
 	t.Helper()
-	eventually(t, 2*time.Minute, fmt.Sprintf("%s: %d meshed pods running", k.name, want), func() error {
+	eventually(t, within(2*time.Minute), fmt.Sprintf("%s: %d meshed pods running", k.name, want), func() error {
 		var pods corev1.PodList
 		if err := k.c.List(ctx, &pods, client.MatchingLabels{localcp.ControlPlaneNSLabel: ns}); err != nil {
 			return err

@@ -99,7 +99,7 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		t.Error("a refused --all-linked changed east's anchor")
 	}
 	eventually(t, 90*time.Second, "east's trust roots gain west's new root", func() error { return hasAll(east.trustRoots(t), w2) })
-	west.waitRotation(t, 3*time.Minute, "every pod of west holding the new root, waiting for east", func(st *v1alpha1.RotationStatus) error {
+	west.waitRotation(t, within(3*time.Minute), "every pod of west holding the new root, waiting for east", func(st *v1alpha1.RotationStatus) error {
 		if st.SigningRoot != w1 {
 			return fmt.Errorf("switched to %s before east propagated it", short(st.SigningRoot))
 		}
@@ -154,7 +154,7 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 	for _, name := range []string{"web", "api"} {
 		east.restart(t, name, apps)
 	}
-	east.waitRotation(t, 2*time.Minute, "west's new root propagated here", func(st *v1alpha1.RotationStatus) error {
+	east.waitRotation(t, within(2*time.Minute), "west's new root propagated here", func(st *v1alpha1.RotationStatus) error {
 		i := slices.IndexFunc(st.Propagation, func(r v1alpha1.RootPropagation) bool { return r.Fingerprint == w2 })
 		if i < 0 || !st.Propagation[i].Propagated {
 			return fmt.Errorf("propagation %+v", st.Propagation)
@@ -162,14 +162,14 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		return nil
 	})
 	propagatedThere := time.Since(restarted)
-	switched := west.waitRotation(t, 2*time.Minute, "switched to the new root", func(st *v1alpha1.RotationStatus) error {
+	switched := west.waitRotation(t, within(2*time.Minute), "switched to the new root", func(st *v1alpha1.RotationStatus) error {
 		if st.SigningRoot != w2 {
 			return fmt.Errorf("signing under %s", short(st.SigningRoot))
 		}
 		return nil
 	})
 	switchedAt := time.Now()
-	west.waitRotation(t, 3*time.Minute, "Stable under the new root", func(st *v1alpha1.RotationStatus) error {
+	west.waitRotation(t, within(3*time.Minute), "Stable under the new root", func(st *v1alpha1.RotationStatus) error {
 		if st.Phase != v1alpha1.RotationStable || st.SigningRoot != w2 {
 			return fmt.Errorf("not Stable under %s", short(w2))
 		}
@@ -209,7 +209,7 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		t.Fatalf("--all-linked: west names %s, east %s; want one new root", short(shared), short(east.anchorRoot(t)))
 	}
 	for _, k := range clusters {
-		k.waitRotation(t, 4*time.Minute, "Stable under the shared root", func(st *v1alpha1.RotationStatus) error {
+		k.waitRotation(t, within(4*time.Minute), "Stable under the shared root", func(st *v1alpha1.RotationStatus) error {
 			if st.Phase != v1alpha1.RotationStable || st.SigningRoot != shared {
 				return fmt.Errorf("not Stable under %s", short(shared))
 			}

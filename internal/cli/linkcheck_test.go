@@ -51,3 +51,25 @@ func TestLinkedCheckReportsEachPeersTrustState(t *testing.T) {
 		t.Errorf("no peers: %+v", r)
 	}
 }
+
+// TestARotationJustStartedIsUnderWay: a Stable status whose Secret the
+// spec no longer names is a rotation started that the controller has not
+// seen yet: starting another (or --all-linked) then is refused.
+func TestARotationJustStartedIsUnderWay(t *testing.T) {
+	iss := &v1alpha1.LinkerdCAClusterIssuer{Spec: v1alpha1.IssuerSpec{TrustAnchorSecretName: "anchor"}}
+	if why := underWay(iss); why != "" {
+		t.Errorf("no status yet: %q", why)
+	}
+	iss.Status.Rotation = &v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningSecretName: "anchor"}
+	if why := underWay(iss); why != "" {
+		t.Errorf("Stable from the spec's Secret: %q", why)
+	}
+	iss.Spec.TrustAnchorSecretName = "anchor-2"
+	if why := underWay(iss); !strings.Contains(why, "names Secret anchor-2, and the controller still signs from anchor") {
+		t.Errorf("just started: %q", why)
+	}
+	iss.Status.Rotation.Phase, iss.Status.Rotation.Message = v1alpha1.RotationPropagating, "3 of 9 pods do not hold the new root yet"
+	if why := underWay(iss); !strings.HasPrefix(why, "Propagating: 3 of 9") {
+		t.Errorf("propagating: %q", why)
+	}
+}

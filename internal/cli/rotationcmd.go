@@ -203,8 +203,8 @@ func rotationStart(ctx context.Context, g *globals, certificate, fromSecret, anc
 		// the next root's key goes in the KMS too.
 		return usageErrorf("%s %s keeps its root's key in a KMS (spec.kms %s): make the next root with --kms aws:<the new key> (or --from-secret with a certificate made by linkerd-ca trust-anchor create --kms)", iss.IssuerKind(), key, iss.GetSpec().KMS)
 	}
-	if st := iss.GetStatus().Rotation; st != nil && st.Phase != v1alpha1.RotationStable {
-		return fmt.Errorf("%s %s is already rotating (%s): %s; wait until it is Stable", iss.IssuerKind(), key, st.Phase, st.Message)
+	if why := underWay(iss); why != "" {
+		return fmt.Errorf("%s %s is already rotating (%s); wait until it is Stable", iss.IssuerKind(), key, why)
 	}
 	ns := anchorNamespace
 	if !iss.IsClusterScoped() {

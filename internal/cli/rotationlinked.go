@@ -61,13 +61,13 @@ func rotationStartLinked(ctx context.Context, g *globals, certificate, anchorNam
 		targets = append(targets, linkedTarget{cluster: "linked cluster " + p.Name, c: pc, iss: piss})
 	}
 	for _, t := range targets {
-		switch st := t.iss.GetStatus().Rotation; {
+		switch {
 		case t.iss.GetSpec().KMS != nil:
 			return fmt.Errorf("%s: %s %s keeps its root's key in a KMS: rotate each cluster with linkerd-ca rotation start --kms", t.cluster, t.iss.IssuerKind(), t.iss.GetName())
 		case t.iss.GetSpec().Rotation == nil:
 			return fmt.Errorf("%s: %s %s has no spec.rotation", t.cluster, t.iss.IssuerKind(), t.iss.GetName())
-		case st != nil && st.Phase != v1alpha1.RotationStable:
-			return fmt.Errorf("%s: %s %s is already rotating (%s): %s; wait until every linked cluster is Stable", t.cluster, t.iss.IssuerKind(), t.iss.GetName(), st.Phase, st.Message)
+		case underWay(t.iss) != "":
+			return fmt.Errorf("%s: %s %s is already rotating (%s); wait until every linked cluster is Stable", t.cluster, t.iss.IssuerKind(), t.iss.GetName(), underWay(t.iss))
 		}
 	}
 	anchor, err := trustanchor.Create(trustanchor.DefaultCommonName, trustanchor.DefaultValidity, g.now())
@@ -107,4 +107,21 @@ func startOne(ctx context.Context, g *globals, t linkedTarget, anchor *trustanch
 	}
 	fmt.Fprintf(g.stdout, "%s: %s %s now names Secret %s/%s\n", t.cluster, t.iss.IssuerKind(), t.iss.GetName(), ns, name)
 	return nil
+}
+
+// underWay says why an issuer's rotation is under way, or "": its status
+// is not Stable, or its spec names an anchor Secret its Stable status does
+// not sign from yet (a rotation just started, which the controller has not
+// seen: starting another then would make a third root).
+func underWay(iss v1alpha1.GenericIssuer) string {
+	st := iss.GetStatus().Rotation
+	switch {
+	case st == nil:
+		return ""
+	case st.Phase != v1alpha1.RotationStable:
+		return fmt.Sprintf("%s: %s", st.Phase, st.Message)
+	case st.SigningSecretName != "" && st.SigningSecretName != iss.GetSpec().TrustAnchorSecretName:
+		return fmt.Sprintf("started: spec.trustAnchorSecretName names Secret %s, and the controller still signs from %s", iss.GetSpec().TrustAnchorSecretName, st.SigningSecretName)
+	}
+	return ""
 }

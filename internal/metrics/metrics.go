@@ -54,6 +54,14 @@ func Signed(kind, issuer string, took time.Duration, notAfter time.Time) {
 	issuedExpiry.WithLabelValues(kind, issuer).Set(float64(notAfter.Unix()))
 }
 
+// IdentityIssuerExpiry records when the identity issuer in place, the
+// certificate a rotating issuer signed last, expires: read from the
+// cluster, it survives a restart that signing alone would not (a held
+// rotation signs nothing).
+func IdentityIssuerExpiry(kind, issuer string, notAfter time.Time) {
+	issuedExpiry.WithLabelValues(kind, issuer).Set(float64(notAfter.Unix()))
+}
+
 // Refused records a request the policy refused under rule.
 func Refused(kind, issuer, rule string) {
 	refused.WithLabelValues(kind, issuer, rule).Inc()

@@ -128,6 +128,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		deadline = d.Status.Deadline.Time
 	}
 	metrics.SetRotation(kind, name, string(d.Status.Phase), int(d.Status.PodsBehind), deadline)
+	if !o.Identity.NotAfter.IsZero() {
+		metrics.IdentityIssuerExpiry(kind, name, o.Identity.NotAfter)
+	}
 	if d.Event != nil {
 		typ := corev1.EventTypeNormal
 		if d.Event.Warning {
