@@ -54,7 +54,8 @@ type PeerStatus struct {
 	// reports them.
 	// +optional
 	Propagated []string `json:"propagated,omitempty"`
-	// LastRead is when the peer was last read.
+	// LastRead is when the peer was last read; while nothing read of it
+	// changes, it moves every 5 minutes, not at every read.
 	// +optional
 	LastRead *metav1.Time `json:"lastRead,omitempty"`
 }

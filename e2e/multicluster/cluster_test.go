@@ -319,3 +319,13 @@ func (k *cluster) linkerdCAIn(kubeconfig string, args ...string) (int, string) {
 	code := cli.Run(ctx, append(args, "--kubeconfig", kubeconfig, "--context", k.name, "-L", ns), &out, &out)
 	return code, out.String()
 }
+
+// trustedVersion is the resourceVersion of the trusted set here.
+func (k *cluster) trustedVersion(t *testing.T) string {
+	t.Helper()
+	var cm corev1.ConfigMap
+	if err := k.c.Get(ctx, client.ObjectKey{Namespace: guide.TrustNamespace, Name: guide.TrustedRoots}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	return cm.ResourceVersion
+}

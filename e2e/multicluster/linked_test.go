@@ -198,9 +198,14 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 
 	// Stable, a peer costs a few requests a minute: read every 30 s, two
 	// GETs (its issuer, its trust roots), never a tight loop.
-	before := requestsTo(t, west, east)
+	before, trustedBefore := requestsTo(t, west, east), west.trustedVersion(t)
 	time.Sleep(time.Minute)
 	perMinute := requestsTo(t, west, east) - before
+	// Nor does a read that changes nothing write the trusted set here (each
+	// write wakes the controller, and would again).
+	if v := west.trustedVersion(t); v != trustedBefore {
+		t.Errorf("west's trusted set was written in a minute of Stable (resourceVersion %s → %s)", trustedBefore, v)
+	}
 	t.Logf("west's issuer sent east's API server %.0f requests in a minute of Stable", perMinute)
 	if perMinute > 10 {
 		t.Errorf("west's issuer sent east %.0f requests in a minute of Stable, want a few (4: two GETs every 30 s)", perMinute)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -36,11 +37,16 @@ func link(o Observed, st *v1alpha1.RotationStatus, d *Decision) {
 	now := metav1.NewTime(o.Now)
 	for _, p := range o.Peers {
 		ps := v1alpha1.PeerStatus{Name: p.Name, Reachable: p.Err == "", Error: p.Err, Roots: p.Roots, Propagated: p.Propagated, LastRead: &now}
-		if p.Err != "" {
+		prev := prevPeer(o.Prev, p.Name)
+		switch {
+		case p.Err != "":
 			ps.Roots, ps.Propagated, ps.LastRead = nil, nil, nil
-			if prev := prevPeer(o.Prev, p.Name); prev != nil {
+			if prev != nil {
 				ps.Roots, ps.Propagated, ps.LastRead = prev.Roots, prev.Propagated, prev.LastRead
 			}
+		case prev != nil && prev.LastRead != nil && o.Now.Sub(prev.LastRead.Time) < lastReadEvery && samePeer(*prev, ps):
+			// A read that changes nothing is no reason for a status write.
+			ps.LastRead = prev.LastRead
 		}
 		st.Peers = append(st.Peers, ps)
 		for _, fp := range ps.Roots {
@@ -134,6 +140,14 @@ func peersKeep(o Observed, root string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// lastReadEvery bounds how stale a peer's lastRead may be while nothing
+// read of it changes.
+const lastReadEvery = 5 * time.Minute
+
+func samePeer(a, b v1alpha1.PeerStatus) bool {
+	return a.Reachable == b.Reachable && a.Error == b.Error && slices.Equal(a.Roots, b.Roots) && slices.Equal(a.Propagated, b.Propagated)
 }
 
 func prevPeer(prev *v1alpha1.RotationStatus, name string) *v1alpha1.PeerStatus {

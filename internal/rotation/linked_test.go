@@ -153,3 +153,28 @@ func TestUnlinkedIssuersPublishNoPropagation(t *testing.T) {
 		t.Fatalf("propagation %v, peers %v; want none", d.Status.Propagation, d.Status.Peers)
 	}
 }
+
+// TestAReadThatChangesNothingWritesNothing: the peer's lastRead moves only
+// when what was read changes, or every 5 minutes: a read every 30 s is no
+// status write every 30 s.
+func TestAReadThatChangesNothingWritesNothing(t *testing.T) {
+	o := Observed{Now: t0, Prev: stable(rootA, "anchor"), SpecSecret: "anchor", Anchor: rootA, SigningKeyHeld: true, Bundle: []string{rootA, rootE},
+		Pods: []*podtrust.Pod{meshed("web-1", rootA, rootE)}, Linked: true, Peers: []Peer{{Name: "east", Roots: []string{rootE}, Propagated: []string{rootE}}}}
+	d := Decide(cfg, o)
+	o.Prev = &d.Status
+	for _, tc := range []struct {
+		after time.Duration
+		peer  Peer
+		moved bool
+	}{
+		{30 * time.Second, o.Peers[0], false},
+		{time.Minute, Peer{Name: "east", Roots: []string{rootE, rootB}, Propagated: []string{rootE}}, true},
+		{6 * time.Minute, o.Peers[0], true},
+	} {
+		o.Now, o.Peers = t0.Add(tc.after), []Peer{tc.peer}
+		got := Decide(cfg, o).Status.Peers[0].LastRead.Time
+		if moved := got.Equal(o.Now); moved != tc.moved {
+			t.Errorf("%s later, roots %v: lastRead %s, moved %v, want %v", tc.after, tc.peer.Roots, got, moved, tc.moved)
+		}
+	}
+}

@@ -95,6 +95,12 @@ func record(st v1alpha1.RotationStatus) (string, error) {
 	// Restarted is left out: up to 1000 entries, and after a reinstall the
 	// workloads' own annotations say which were restarted.
 	st.TrustRootsMissing, st.Restarted = nil, nil
+	// What was read of linked clusters, and how far each root reached the
+	// pods here, change with every read and every pod: kept beside the
+	// trusted set, they would rewrite it, and wake this controller, each
+	// time. A lost status reads them again (a root of a peer it cannot read
+	// then stays, as the trusted set holds it: it drains).
+	st.Peers, st.Propagation = nil, nil
 	b, err := json.Marshal(st)
 	if err != nil {
 		return "", fmt.Errorf("recording the rotation beside the trusted set: %w", err)

@@ -48,5 +48,17 @@ func (t *throttle) wrote(key types.NamespacedName, now time.Time) {
 func sameButCounts(a, b v1alpha1.RotationStatus) bool {
 	a.PodsBehind, a.PodsTotal, a.Behind, a.Unrestartable, a.Restarting, a.Message = 0, 0, nil, nil, 0, ""
 	b.PodsBehind, b.PodsTotal, b.Behind, b.Unrestartable, b.Restarting, b.Message = 0, 0, nil, nil, 0, ""
+	a.Propagation, b.Propagation = withoutCounts(a.Propagation), withoutCounts(b.Propagation)
 	return equality.Semantic.DeepEqual(a, b)
+}
+
+// withoutCounts is each root's propagation but its pod counts: peers read
+// only whether it propagated.
+func withoutCounts(in []v1alpha1.RootPropagation) []v1alpha1.RootPropagation {
+	out := make([]v1alpha1.RootPropagation, len(in))
+	for i, r := range in {
+		r.PodsBehind, r.PodsTotal = 0, 0
+		out[i] = r
+	}
+	return out
 }

@@ -1,9 +1,11 @@
 package rotator
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -36,6 +38,34 @@ func TestThrottleHoldsBackOnlyCounts(t *testing.T) {
 	gained.RetiringRoots = []v1alpha1.RetiringRoot{{Fingerprint: "A"}}
 	if w := th.wait(key, prev, gained, now.Add(time.Second)); w != 0 {
 		t.Fatalf("a change of roots was held back %s", w)
+	}
+	// A linked issuer's propagation: its pod counts are counts; a root
+	// propagated, which peers read, is not.
+	prev.Propagation = []v1alpha1.RootPropagation{{Fingerprint: "E", PodsBehind: 10, PodsTotal: 10}}
+	counts.Propagation = []v1alpha1.RootPropagation{{Fingerprint: "E", PodsBehind: 3, PodsTotal: 10}}
+	if w := th.wait(key, prev, counts, now.Add(time.Second)); w != 4*time.Second {
+		t.Fatalf("propagation counts a second after a write: held back %s, want 4s", w)
+	}
+	counts.Propagation = []v1alpha1.RootPropagation{{Fingerprint: "E", PodsTotal: 10, Propagated: true}}
+	if w := th.wait(key, prev, counts, now.Add(time.Second)); w != 0 {
+		t.Fatalf("a root propagated was held back %s", w)
+	}
+}
+
+// TestTheRecordLeavesOutWhatEveryReadChanges: the record beside the trusted
+// set holds no peers and no propagation, which change with every read and
+// pod: it would rewrite the set, and wake the controller, each time.
+func TestTheRecordLeavesOutWhatEveryReadChanges(t *testing.T) {
+	now := metav1.Now()
+	st := v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningRoot: "A",
+		Peers:       []v1alpha1.PeerStatus{{Name: "east", Reachable: true, Roots: []string{"E"}, LastRead: &now}},
+		Propagation: []v1alpha1.RootPropagation{{Fingerprint: "E", PodsBehind: 1, PodsTotal: 2}}}
+	rec, err := record(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rec, "east") || strings.Contains(rec, "propagation") || !strings.Contains(rec, `"signingRoot":"A"`) {
+		t.Errorf("record %s", rec)
 	}
 }
 
