@@ -56,7 +56,13 @@ func saveAlertRules(t *testing.T, rule *unstructured.Unstructured) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(alertStatesDir(t), "rules.yaml"), out, 0o644); err != nil {
+	saveAlertFile(t, "rules.yaml", out)
+}
+
+// saveAlertFile writes one more file for `make alerts` (the dashboard).
+func saveAlertFile(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(alertStatesDir(t), name), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -100,6 +100,7 @@ func TestChartDashboard(t *testing.T) {
 		t.Fatalf("dashboard ConfigMaps %v; want one, labelled grafana_dashboard=1, in monitoring", cms)
 	}
 	raw, _, _ := unstructured.NestedString(cms[0].Object, "data", "linkerd-ca-issuer.json")
+	saveAlertFile(t, "dashboard.json", []byte(raw))
 	var dash struct {
 		Panels []struct {
 			Title, Type string
