@@ -136,6 +136,11 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		_, _, err := discovery.NewDiscoveryClientForConfigOrDie(east.cp.IssuerConfig).ServerGroupsAndResources()
 		return err
 	})
+	// The watcher lists east again rather than wait out its informers'
+	// back-off: nothing in east changed while it was down.
+	if err := w.watch(watchCtx, east); err != nil {
+		t.Fatal(err)
+	}
 	for attempt := 1; ; attempt++ {
 		_, err := east.cp.RestartIssuerIfExited(ctx, "issuer")
 		if err == nil {

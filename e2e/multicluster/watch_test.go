@@ -44,9 +44,10 @@ type linkWatcher struct {
 	issuer      map[string]string
 	issuerCert  map[string][]byte
 	issuedUntil map[string]map[string]time.Time
-	// synced: every informer has listed; before, a Secret may be seen
-	// before the trust roots it chains to.
+	// synced: every informer has listed; before, a Secret or a pod may be
+	// seen before the trust roots it is judged by.
 	synced     bool
+	stops      map[string]context.CancelFunc
 	violations []string
 	checks     int
 }
@@ -58,40 +59,12 @@ type bundleAt struct {
 
 func watchLinked(ctx context.Context, lifetime time.Duration, clusters ...*cluster) (*linkWatcher, error) {
 	w := &linkWatcher{lifetime: lifetime, roots: map[string]*x509.Certificate{}, bundles: map[string][]bundleAt{},
-		pods: map[string]map[string]podtrust.Pod{}, issuer: map[string]string{}, issuerCert: map[string][]byte{}, issuedUntil: map[string]map[string]time.Time{}}
-	meshed, _ := labels.NewRequirement(localcp.ControlPlaneNSLabel, selection.Exists, nil)
+		pods: map[string]map[string]podtrust.Pod{}, issuer: map[string]string{}, issuerCert: map[string][]byte{}, issuedUntil: map[string]map[string]time.Time{},
+		stops: map[string]context.CancelFunc{}}
 	for _, k := range clusters {
-		w.pods[k.name], w.issuedUntil[k.name] = map[string]podtrust.Pod{}, map[string]time.Time{}
-		c, err := cache.New(k.cp.Config, cache.Options{Scheme: localcp.Scheme(), ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:       {Label: labels.NewSelector().Add(*meshed)},
-			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{ns: {}}},
-			&corev1.Secret{}:    {Namespaces: map[string]cache.Config{ns: {}}},
-		}})
-		if err != nil {
+		w.issuedUntil[k.name] = map[string]time.Time{}
+		if err := w.watch(ctx, k); err != nil {
 			return nil, err
-		}
-		name := k.name
-		for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}, &corev1.Pod{}} {
-			inf, err := c.GetInformer(ctx, obj)
-			if err != nil {
-				return nil, err
-			}
-			on := func(o any, gone bool) { w.observe(name, o, gone) }
-			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-				AddFunc: func(o any) { on(o, false) }, UpdateFunc: func(_, o any) { on(o, false) },
-				DeleteFunc: func(o any) {
-					if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-						o = d.Obj
-					}
-					on(o, true)
-				},
-			}); err != nil {
-				return nil, err
-			}
-		}
-		go func() { _ = c.Start(ctx) }()
-		if !c.WaitForCacheSync(ctx) {
-			return nil, fmt.Errorf("%s: the watcher's caches did not sync", name)
 		}
 	}
 	w.mu.Lock()
@@ -99,6 +72,64 @@ func watchLinked(ctx context.Context, lifetime time.Duration, clusters ...*clust
 	w.checkIssued(time.Now())
 	w.mu.Unlock()
 	return w, nil
+}
+
+// watch (again) lists and watches one cluster with informers of its own.
+// After the cluster's API server was down, the test calls it again: the
+// old informers' watches may take their back-off to return, and meanwhile
+// the watcher would judge pods long gone.
+func (w *linkWatcher) watch(ctx context.Context, k *cluster) error {
+	w.mu.Lock()
+	if stop := w.stops[k.name]; stop != nil {
+		stop()
+	}
+	ctx, stop := context.WithCancel(ctx)
+	w.stops[k.name], w.pods[k.name] = stop, map[string]podtrust.Pod{}
+	synced := w.synced
+	w.synced = false
+	w.mu.Unlock()
+	meshed, _ := labels.NewRequirement(localcp.ControlPlaneNSLabel, selection.Exists, nil)
+	c, err := cache.New(k.cp.Config, cache.Options{Scheme: localcp.Scheme(), ByObject: map[client.Object]cache.ByObject{
+		&corev1.Pod{}:       {Label: labels.NewSelector().Add(*meshed)},
+		&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{ns: {}}},
+		&corev1.Secret{}:    {Namespaces: map[string]cache.Config{ns: {}}},
+	}})
+	if err != nil {
+		return err
+	}
+	name := k.name
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}, &corev1.Pod{}} {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return err
+		}
+		on := func(o any, gone bool) {
+			if ctx.Err() == nil {
+				w.observe(name, o, gone)
+			}
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(o any) { on(o, false) }, UpdateFunc: func(_, o any) { on(o, false) },
+			DeleteFunc: func(o any) {
+				if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+					o = d.Obj
+				}
+				on(o, true)
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return fmt.Errorf("%s: the watcher's caches did not sync", name)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.synced = synced; synced {
+		w.checkIssued(time.Now())
+	}
+	return nil
 }
 
 func (w *linkWatcher) observe(cluster string, o any, gone bool) {
@@ -157,7 +188,9 @@ func (w *linkWatcher) observe(cluster string, o any, gone bool) {
 	default:
 		return
 	}
-	w.checkIssued(now)
+	if w.synced {
+		w.checkIssued(now)
+	}
 }
 
 // checkIssued is I1, after finding the root each identity issuer chains to
@@ -183,7 +216,8 @@ func (w *linkWatcher) checkIssued(now time.Time) {
 		for cluster, pods := range w.pods {
 			for key, p := range pods {
 				if !w.holds(cluster, p, root) {
-					w.violate("I1: %s's identity issuer chains to %s, which pod %s of %s does not hold", issuing, short(root), key, cluster)
+					w.violate("I1: %s's identity issuer chains to %s, which pod %s of %s does not hold (seen at %s; pod created %s, inline roots %d, from the ConfigMap %v)",
+						issuing, short(root), key, cluster, now.Format("15:04:05.000"), p.Created.Format("15:04:05"), len(p.Inline), p.FromConfigMap)
 				}
 			}
 		}
