@@ -202,9 +202,30 @@ func (r *Reader) client(ctx context.Context, p v1alpha1.RotationPeer) (client.Re
 	return c, nil
 }
 
-// Connect is a client of the cluster a kubeconfig describes.
+// Connect is a client of the cluster a kubeconfig describes. Its
+// credentials must be inline: whoever may write the link Secret must not
+// make the issuer run a command (exec, an auth provider) or send a file of
+// its own (its ServiceAccount token, by tokenFile) to a server they name.
 func Connect(kubeconfig []byte, scheme *runtime.Scheme) (client.Reader, error) {
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	raw, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("key %s is not a kubeconfig: %w", KubeconfigKey, err)
+	}
+	// Checked before anything is built from it: building reads the files.
+	for _, u := range raw.AuthInfos {
+		switch {
+		case u.Exec != nil || u.AuthProvider != nil:
+			return nil, fmt.Errorf("key %s: the kubeconfig's credentials run a command (exec or auth-provider); a link takes an inline token or client certificate (`linkerd-ca multicluster link` makes one)", KubeconfigKey)
+		case u.TokenFile != "" || u.ClientCertificate != "" || u.ClientKey != "":
+			return nil, fmt.Errorf("key %s: the kubeconfig names files (tokenFile, client-certificate or client-key), which would be read in the issuer's container; a link takes them inline (token, client-certificate-data, client-key-data)", KubeconfigKey)
+		}
+	}
+	for _, c := range raw.Clusters {
+		if c.CertificateAuthority != "" {
+			return nil, fmt.Errorf("key %s: the kubeconfig names a file (certificate-authority), which would be read in the issuer's container; a link takes it inline (certificate-authority-data)", KubeconfigKey)
+		}
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*raw, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("key %s is not a usable kubeconfig: %w", KubeconfigKey, err)
 	}

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -139,5 +140,27 @@ func TestAPeerThatCannotBeReadSaysWhy(t *testing.T) {
 				t.Errorf("the second peer: %+v", got[1].Peer)
 			}
 		})
+	}
+}
+
+// TestALinkTakesInlineCredentialsOnly: a link Secret's kubeconfig that
+// would run a command or read a file in the issuer's container (its own
+// ServiceAccount token, sent to a server of the writer's choosing) is
+// refused, with what a link takes.
+func TestALinkTakesInlineCredentialsOnly(t *testing.T) {
+	const head = "apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts:\n- name: x\n  context: {cluster: x, user: x}\nclusters:\n- name: x\n  cluster: {server: 'https://peer.example:6443'%s}\nusers:\n- name: x\n  user: %s\n"
+	for name, tc := range map[string]struct{ cluster, user, want string }{
+		"exec":       {"", "{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id]}}", "run a command"},
+		"token file": {"", "{tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}", "the kubeconfig names"},
+		"CA file":    {", certificate-authority: /etc/ssl/ca.pem", "{token: abc}", "the kubeconfig names"},
+		"client key": {"", "{client-certificate: /c.pem, client-key: /k.pem}", "the kubeconfig names"},
+	} {
+		_, err := Connect([]byte(fmt.Sprintf(head, tc.cluster, tc.user)), scheme(t))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a refusal saying %q", name, err, tc.want)
+		}
+	}
+	if _, err := Connect([]byte(fmt.Sprintf(head, "", "{token: abc}")), scheme(t)); err != nil {
+		t.Errorf("an inline token: %v", err)
 	}
 }
