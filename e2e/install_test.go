@@ -40,6 +40,12 @@ func TestIssuerSchema(t *testing.T) {
 		{"a bad anchor name", func(s *v1alpha1.IssuerSpec) { s.TrustAnchorSecretName = "Anchor_1" }, "spec.trustAnchorSecretName"},
 		{"bad trust domain", func(s *v1alpha1.IssuerSpec) { s.TrustDomain = "Cluster_Local" }, "spec.trustDomain"},
 		{"bad namespace", func(s *v1alpha1.IssuerSpec) { s.ControlPlaneNamespace = "a.b" }, "spec.controlPlaneNamespace"},
+		{"a namespaced peer without its namespace", func(s *v1alpha1.IssuerSpec) {
+			s.Rotation = &v1alpha1.RotationSpec{Peers: []v1alpha1.RotationPeer{{Name: "east", KubeconfigSecretName: "east", IssuerKind: v1alpha1.IssuerKind, IssuerName: "linkerd"}}}
+		}, "issuerNamespace is required for a LinkerdCAIssuer peer"},
+		{"a cluster issuer peer with a namespace", func(s *v1alpha1.IssuerSpec) {
+			s.Rotation = &v1alpha1.RotationSpec{Peers: []v1alpha1.RotationPeer{{Name: "east", KubeconfigSecretName: "east", IssuerName: "linkerd", IssuerNamespace: "linkerd"}}}
+		}, "issuerNamespace is for a LinkerdCAIssuer peer only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := linkerdIssuer(nsHealth, "bad", "anchor")

@@ -72,6 +72,12 @@ type RotationStatus struct {
 	// NextRoot is the fingerprint of the root being rolled out.
 	// +optional
 	NextRoot string `json:"nextRoot,omitempty"`
+	// PeerRoot is a linked cluster's root that this cluster's workloads are
+	// restarted to hold while no rotation of its own is under way (restarts
+	// on): that cluster switches to it only once every pod here holds it.
+	// PodsBehind, Behind, Restarting and Restarted are then about it.
+	// +optional
+	PeerRoot string `json:"peerRoot,omitempty"`
 	// RetiringRoots are roots still trusted until no leaf under them can be
 	// alive.
 	// +optional
@@ -85,7 +91,7 @@ type RotationStatus struct {
 	// +optional
 	SwitchedAt *metav1.Time `json:"switchedAt,omitempty"`
 	// PodsBehind is how many meshed and control-plane pods do not hold
-	// NextRoot yet, out of PodsTotal.
+	// NextRoot (or PeerRoot) yet, out of PodsTotal.
 	PodsBehind int32 `json:"podsBehind"`
 	PodsTotal  int32 `json:"podsTotal"`
 	// Behind names the first pods behind, as namespace/name.
@@ -112,11 +118,11 @@ type RotationStatus struct {
 	// +optional
 	AcceptedBehind []string `json:"acceptedBehind,omitempty"`
 	// Restarting is how many workloads the controller restarted for
-	// NextRoot still have pods behind (each is restarted at most once).
+	// NextRoot (or PeerRoot) still have pods behind (each is restarted at most once).
 	// +optional
 	Restarting int32 `json:"restarting,omitempty"`
-	// Restarted are the workloads the controller restarted for NextRoot,
-	// and when: recorded before the restart, so that each is restarted at
+	// Restarted are the workloads the controller restarted for NextRoot
+	// (or PeerRoot), and when: recorded before the restart, so that each is restarted at
 	// most once per root even when its pod template's annotation is
 	// stripped (by hand, or by a GitOps sync).
 	// +optional

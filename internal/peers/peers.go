@@ -160,6 +160,11 @@ func (r *Reader) readPeer(ctx context.Context, p v1alpha1.RotationPeer) (Read, e
 			out.Certs = append(out.Certs, c)
 		}
 	}
+	for _, fp := range own[:2] {
+		if slices.Contains(out.Peer.Roots, fp) && !slices.Contains(out.Peer.Minting, fp) {
+			out.Peer.Minting = append(out.Peer.Minting, fp)
+		}
+	}
 	if st.Propagation != nil {
 		out.Peer.Propagated = []string{}
 		for _, rp := range st.Propagation {

@@ -43,9 +43,9 @@ func anchor(t *testing.T) *testpki.Anchor {
 }
 
 // east is a linked cluster: its cluster issuer signs under signing,
-// propagates next (whose certificate its trust roots do not hold yet) and
-// reports signing propagated.
-func east(t *testing.T, signing, next *testpki.Anchor, reads *int) client.Reader {
+// propagates next (whose certificate its trust roots do not hold yet),
+// drains old (if any) and reports signing propagated.
+func east(t *testing.T, signing, next, old *testpki.Anchor, reads *int) client.Reader {
 	iss := &v1alpha1.LinkerdCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "linkerd"}}
 	iss.Spec.Rotation = &v1alpha1.RotationSpec{}
 	iss.Status.Rotation = &v1alpha1.RotationStatus{Phase: v1alpha1.RotationPropagating, SigningRoot: signer.Fingerprint(signing.Certificate),
@@ -53,6 +53,10 @@ func east(t *testing.T, signing, next *testpki.Anchor, reads *int) client.Reader
 			{Fingerprint: signer.Fingerprint(next.Certificate), PodsBehind: 3, PodsTotal: 3}}}
 	roots := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "linkerd", Name: v1alpha1.DefaultTrustRootsConfigMap},
 		Data: map[string]string{"ca-bundle.crt": string(signing.CertPEM)}}
+	if old != nil {
+		iss.Status.Rotation.RetiringRoots = []v1alpha1.RetiringRoot{{Fingerprint: signer.Fingerprint(old.Certificate)}}
+		roots.Data["ca-bundle.crt"] += string(old.CertPEM)
+	}
 	return fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(iss, roots).WithStatusSubresource(iss).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			*reads++
@@ -70,9 +74,9 @@ var eastRef = v1alpha1.RotationPeer{Name: "east", KubeconfigSecretName: "east", 
 // certificates its trust roots hold, with those certificates, and the
 // roots it reports propagated; read again only after MinInterval.
 func TestAPeerIsReadThroughItsLinkSecret(t *testing.T) {
-	signing, next := anchor(t), anchor(t)
+	signing, next, old := anchor(t), anchor(t), anchor(t)
 	reads, connects := 0, 0
-	peer := east(t, signing, next, &reads)
+	peer := east(t, signing, next, old, &reads)
 	local := fake.NewClientBuilder().WithObjects(link("1", map[string][]byte{KubeconfigKey: []byte("kubeconfig of east")})).Build()
 	clk := clocktesting.NewFakePassiveClock(t0)
 	r := &Reader{Local: local, Namespace: "cert-manager", Scheme: scheme(t), Clock: clk, Timeout: time.Second, MinInterval: 10 * time.Second,
@@ -84,12 +88,15 @@ func TestAPeerIsReadThroughItsLinkSecret(t *testing.T) {
 			return peer, nil
 		}}
 	got := r.ReadAll(context.Background(), []v1alpha1.RotationPeer{eastRef})
-	fp := signer.Fingerprint(signing.Certificate)
-	if p := got[0].Peer; p.Err != "" || !slices.Equal(p.Roots, []string{fp}) || !slices.Equal(p.Propagated, []string{fp}) {
-		t.Fatalf("read %+v; want its signing root alone (the next one's certificate is not in its trust roots yet), propagated", p)
+	fp, oldFP := signer.Fingerprint(signing.Certificate), signer.Fingerprint(old.Certificate)
+	if p := got[0].Peer; p.Err != "" || !slices.Equal(p.Roots, []string{fp, oldFP}) || !slices.Equal(p.Propagated, []string{fp}) {
+		t.Fatalf("read %+v; want its signing root, propagated, and the one it drains (the next one's certificate is not in its trust roots yet)", p)
 	}
-	if len(got[0].Certs) != 1 || signer.Fingerprint(got[0].Certs[0]) != fp {
-		t.Fatalf("certificates %v, want the signing root's", got[0].Certs)
+	if p := got[0].Peer; !slices.Equal(p.Minting, []string{fp}) {
+		t.Fatalf("minting %v, want its signing root alone: it drains the other", p.Minting)
+	}
+	if len(got[0].Certs) != 2 || signer.Fingerprint(got[0].Certs[0]) != fp || signer.Fingerprint(got[0].Certs[1]) != oldFP {
+		t.Fatalf("certificates %v, want the signing root's and the retiring one's", got[0].Certs)
 	}
 	before := reads
 	clk.SetTime(t0.Add(5 * time.Second))
@@ -126,7 +133,7 @@ func TestAPeerThatCannotBeReadSaysWhy(t *testing.T) {
 			if tc.secret != nil {
 				b = b.WithObjects(tc.secret)
 			}
-			peer := east(t, signing, next, &reads)
+			peer := east(t, signing, next, nil, &reads)
 			if err := peer.(client.Client).Create(context.Background(), notRotating.DeepCopy()); err != nil {
 				t.Fatal(err)
 			}

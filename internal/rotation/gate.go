@@ -85,7 +85,7 @@ func block(st *v1alpha1.RotationStatus, what string) {
 	}
 }
 
-// planRestarts picks the workloads to restart now: the control plane's
+// planRestarts picks the workloads to restart now, for root: the control plane's
 // first, then the data plane's, at most MaxConcurrentRestarts in flight,
 // and one alone until a re-created pod is seen holding the new root. A
 // workload already restarted for this root is never restarted again; one
@@ -94,8 +94,7 @@ func block(st *v1alpha1.RotationStatus, what string) {
 // OnDelete, gone) are named with their manual step. If a re-created pod
 // does not hold the root (the injector serves a stale bundle), restarts
 // stop and stalled says why.
-func planRestarts(cfg Config, o Observed, st *v1alpha1.RotationStatus, behind []*podtrust.Pod) (restart []podtrust.Workload, restarting int32, stalled string) {
-	root := st.NextRoot
+func planRestarts(cfg Config, o Observed, root string, st *v1alpha1.RotationStatus, behind []*podtrust.Pod) (restart []podtrust.Workload, restarting int32, stalled string) {
 	verified := false
 	for _, p := range o.Pods {
 		if p.RestartedFor != root || p.Inline == nil {

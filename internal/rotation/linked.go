@@ -20,6 +20,9 @@ type Peer struct {
 	// Roots are the roots it keeps for itself: it signs under, propagates
 	// or drains them.
 	Roots []string
+	// Minting are those of Roots it signs under or is about to (its signing
+	// and next roots): leaves minted there under them are verified here.
+	Minting []string
 	// Propagated are the roots it reports every meshed pod of its holds;
 	// nil when it publishes none (it does not link back).
 	Propagated []string

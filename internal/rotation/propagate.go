@@ -80,7 +80,7 @@ func propagate(cfg Config, o Observed, keyHeld bool, st *v1alpha1.RotationStatus
 		d.RequeueAfter = settleTime
 	case cfg.Restarts:
 		var stalled string
-		d.Restart, st.Restarting, stalled = planRestarts(cfg, o, st, behind)
+		d.Restart, st.Restarting, stalled = planRestarts(cfg, o, st.NextRoot, st, behind)
 		st.Message = fmt.Sprintf("%d of %d pods do not hold the new root yet; restarting their workloads (%d rolling out)", st.PodsBehind, st.PodsTotal, st.Restarting)
 		if stalled != "" {
 			st.Message = stalled

@@ -102,9 +102,6 @@ func Decide(cfg Config, o Observed) Decision {
 	default:
 		settle(cfg, o, &st, &d)
 	}
-	if st.NextRoot == "" {
-		st.Restarted = nil
-	}
 	// A root this very step retired, and whose removal Linkerd's trust
 	// roots already show (the trusted set is written before the status, so
 	// a status write lost after it is decided again), is no drift: only the
@@ -117,6 +114,11 @@ func Decide(cfg Config, o Observed) Decision {
 	}
 	d.Trusted = trusted(st)
 	link(o, &st, &d)
+	peerRoot := st.PeerRoot
+	restartForPeers(cfg, o, &st, &d)
+	if st.NextRoot == "" && st.PeerRoot == "" {
+		st.Restarted = nil
+	}
 	switch {
 	case d.accepted != "":
 		st.LastTransitionTime = metav1.NewTime(o.Now)
@@ -126,6 +128,8 @@ func Decide(cfg Config, o Observed) Decision {
 		d.Event = phaseEvent(st)
 	case d.Drift != "" && len(o.Prev.TrustRootsMissing) == 0:
 		d.Event = &Event{Warning: true, Reason: "TrustRootsDrift", Detail: d.Drift}
+	case st.PeerRoot != "" && st.PeerRoot != peerRoot:
+		d.Event = &Event{Reason: "PeerRootPropagating", Detail: st.Message}
 	}
 	d.Status = st
 	return d

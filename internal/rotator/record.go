@@ -92,9 +92,10 @@ func recordOf(cm *corev1.ConfigMap) *v1alpha1.RotationStatus {
 
 func record(st v1alpha1.RotationStatus) (string, error) {
 	st.PodsBehind, st.PodsTotal, st.Behind, st.Unrestartable, st.Blocked, st.Restarting, st.Message = 0, 0, nil, nil, nil, 0, ""
-	// Restarted is left out: up to 1000 entries, and after a reinstall the
-	// workloads' own annotations say which were restarted.
-	st.TrustRootsMissing, st.Restarted = nil, nil
+	// Restarted, and the peer root it may be for, are left out: up to 1000
+	// entries, and after a reinstall the workloads' own annotations say
+	// which were restarted.
+	st.TrustRootsMissing, st.Restarted, st.PeerRoot = nil, nil, ""
 	// What was read of linked clusters, and how far each root reached the
 	// pods here, change with every read and every pod: kept beside the
 	// trusted set, they would rewrite it, and wake this controller, each

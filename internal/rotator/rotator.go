@@ -144,23 +144,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	for _, w := range d.Restart {
-		if err := r.restart(ctx, w, d.Status.NextRoot, restartedAt(d.Status, w)); err != nil {
+		root := d.Status.NextRoot
+		if root == "" {
+			root = d.Status.PeerRoot
+		}
+		if err := r.restart(ctx, w, root, restartedAt(d.Status, w)); err != nil {
 			return ctrl.Result{}, err
 		}
 		metrics.Restarted(kind, name)
 	}
-	if d.Status.Phase == v1alpha1.RotationStable {
-		if o.Linked {
-			// Nothing here watches a linked cluster.
-			return ctrl.Result{RequeueAfter: peerResync(o)}, nil
-		}
-		return ctrl.Result{}, nil
+	var after time.Duration
+	if d.Status.Phase != v1alpha1.RotationStable {
+		after = resyncFor(d.Status.Phase, r.Config.Restarts)
 	}
-	after := resyncFor(d.Status.Phase, r.Config.Restarts)
-	if o.Linked && after > peerResync(o) {
+	// Nothing here watches a linked cluster.
+	if o.Linked && (after == 0 || after > peerResync(o)) {
 		after = peerResync(o)
 	}
-	if d.RequeueAfter > 0 && d.RequeueAfter < after {
+	if d.RequeueAfter > 0 && (after == 0 || d.RequeueAfter < after) {
 		after = d.RequeueAfter
 	}
 	return ctrl.Result{RequeueAfter: after}, nil

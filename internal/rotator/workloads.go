@@ -26,17 +26,27 @@ func workloadKinds() []client.Object {
 // observeWorkloads reads, from the cache (podtrust.StripWorkload), each
 // workload with pods that may be behind: the restarted-for annotation that
 // makes a restart happen once, and whatever keeps a restart from replacing
-// its pods. Nothing is read while the anchor is the root signed under, nor
-// for a pod already holding it.
+// its pods. Nothing is read while the anchor is the root signed under and
+// every linked cluster's root has propagated here, nor for a pod already
+// holding every root it may be restarted for.
 func (r *Reconciler) observeWorkloads(ctx context.Context, o *observed) error {
 	o.Workloads = map[podtrust.Workload]rotation.WorkloadState{}
-	if o.Prev != nil && o.Prev.Phase == v1alpha1.RotationStable && o.Anchor == o.Prev.SigningRoot {
+	need := []string{o.Anchor}
+	if o.Prev != nil && o.Linked {
+		for _, rp := range o.Prev.Propagation {
+			if !rp.Propagated {
+				need = append(need, rp.Fingerprint)
+			}
+		}
+	}
+	if o.Prev != nil && o.Prev.Phase == v1alpha1.RotationStable && o.Anchor == o.Prev.SigningRoot && len(need) == 1 {
 		return nil
 	}
 	seen := map[podtrust.Workload]bool{}
 	for _, p := range o.Pods {
 		w := p.Workload
-		if seen[w] || !w.Restartable() || !p.Live() || slices.Contains(p.Inline, o.Anchor) {
+		holds := p.Inline != nil && !slices.ContainsFunc(need, func(fp string) bool { return !slices.Contains(p.Inline, fp) })
+		if seen[w] || !w.Restartable() || !p.Live() || holds {
 			continue
 		}
 		seen[w] = true
