@@ -6,8 +6,8 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 // Linkerd multicluster: each keeps the other's roots trusted, and neither
 // switches to a root until the other has propagated it, nor retires one
 // until the other has drained it.
-// +kubebuilder:validation:XValidation:rule="!has(self.issuerKind) || self.issuerKind != 'LinkerdCAIssuer' || (has(self.issuerNamespace) && self.issuerNamespace != '')",message="issuerNamespace is required for a LinkerdCAIssuer peer: name the namespace of the linked cluster's issuer"
-// +kubebuilder:validation:XValidation:rule="!has(self.issuerNamespace) || self.issuerNamespace == '' || self.issuerKind == 'LinkerdCAIssuer'",message="issuerNamespace is for a LinkerdCAIssuer peer only: a LinkerdCAClusterIssuer has no namespace; remove it, or set issuerKind: LinkerdCAIssuer"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerKind) || self.issuerKind != 'LinkerdCAIssuer' || (has(self.issuerNamespace) && size(self.issuerNamespace) > 0)",message="issuerNamespace is required for a LinkerdCAIssuer peer: name the namespace of the linked cluster's issuer"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerNamespace) || size(self.issuerNamespace) == 0 || self.issuerKind == 'LinkerdCAIssuer'",message="issuerNamespace is for a LinkerdCAIssuer peer only: a LinkerdCAClusterIssuer has no namespace; remove it, or set issuerKind: LinkerdCAIssuer"
 type RotationPeer struct {
 	// Name names the peer (its cluster) in status, events and
 	// `linkerd-ca check`.
