@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/cli"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/guide"
+	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/podtrust"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/signer"
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
@@ -232,6 +234,54 @@ func (k *cluster) restart(t *testing.T, name, namespace string) {
 	}
 	d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339Nano)
 	if err := k.c.Update(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pause pauses (or resumes) a meshed Deployment: a restart no longer
+// replaces its pods, so its cluster's rotation waits on it.
+func (k *cluster) pause(t *testing.T, name string, paused bool) {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := k.c.Get(ctx, client.ObjectKey{Namespace: apps, Name: name}, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Paused = paused
+	if err := k.c.Update(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restartedFor is a meshed Deployment's restarted-for and restarted-at
+// annotations: what the issuer wrote when it restarted it.
+func (k *cluster) restartedFor(t *testing.T, name string) (root, at string) {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := k.c.Get(ctx, client.ObjectKey{Namespace: apps, Name: name}, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Template.Annotations[podtrust.RestartedForAnnotation], d.Spec.Template.Annotations[podtrust.RestartedAtAnnotation]
+}
+
+// crash kills the issuer (SIGKILL) and starts it again, as a kubelet
+// restarts a crashed container.
+func (k *cluster) crash(t *testing.T, phase string) {
+	t.Helper()
+	if err := k.cp.StopIssuer("issuer", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.cp.StartIssuer(ctx, "issuer"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: the issuer killed and started again, %s", k.name, phase)
+}
+
+// unlink removes the peer from this cluster's issuer.
+func (k *cluster) unlink(t *testing.T) {
+	t.Helper()
+	iss := k.issuer(t)
+	iss.Spec.Rotation.Peers = nil
+	if err := k.c.Update(ctx, iss); err != nil {
 		t.Fatal(err)
 	}
 }

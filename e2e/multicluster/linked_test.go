@@ -17,14 +17,16 @@ import (
 	"k8s.io/client-go/discovery"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
-	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/internal/testing/localcp"
 )
 
 // TestLinkedClustersRotateTogether links west and east, each with its own
-// root, and rotates west's alone, under a watcher over both: west's
-// switch waits for east's pods to hold the new root, and for east to be
+// root, and rotates west's alone, under a watcher over both: east restarts
+// its own workloads for west's new root, west's switch waits for east's
+// pods to hold it (one Deployment paused there), and for east to be
 // readable again when its API server is down; the old root leaves both
-// clusters' trust roots only once drained.
+// clusters' trust roots only once drained. Each issuer is killed in a
+// phase of its own. Then both rotate at once, and last each side removes
+// the link mid-rotation.
 func TestLinkedClustersRotateTogether(t *testing.T) {
 	clusters := []*cluster{west, east}
 	for _, k := range clusters {
@@ -74,15 +76,22 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.assert(t)
+	asserted := false
+	defer func() {
+		if !asserted {
+			w.assert(t)
+		}
+	}()
 	for _, k := range clusters {
 		if code, out, errOut := k.linkerdCA("check"); !strings.Contains(out+errOut, "linked cluster "+k.peer.name+": read") {
 			t.Errorf("%s: linkerd-ca check (exit %d) does not report %s read:\n%s%s", k.name, code, k.peer.name, out, errOut)
 		}
 	}
 
-	// A rotation started in west alone: east trusts its new root, and west
-	// waits for east's pods to hold it.
+	// A rotation started in west alone: east trusts its new root and
+	// restarts its own workloads for it, but one is paused; west waits for
+	// east's pods to hold it.
+	east.pause(t, "api", true)
 	rotated := time.Now()
 	if code, out, errOut := west.linkerdCA("rotation", "start"); code != 0 {
 		t.Fatalf("west: linkerd-ca rotation start: exit %d\n%s%s", code, out, errOut)
@@ -109,6 +118,38 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		return nil
 	})
 	propagatedHere := time.Since(rotated)
+	east.waitRotation(t, within(3*time.Minute), "restarting its workloads for west's new root, api paused", func(st *v1alpha1.RotationStatus) error {
+		if st.PeerRoot != w2 || st.SigningRoot != e1 || st.Phase != v1alpha1.RotationStable {
+			return fmt.Errorf("peer root %q, signing %s", short(st.PeerRoot), short(st.SigningRoot))
+		}
+		if !slices.ContainsFunc(st.Blocked, func(b string) bool { return strings.Contains(b, "Deployment apps/api: paused") }) || st.PodsBehind != int32(replicas) {
+			return fmt.Errorf("%d behind, blocked %v; want api's %d pods behind, named paused", st.PodsBehind, st.Blocked, replicas)
+		}
+		return nil
+	})
+	webFor, webAt := east.restartedFor(t, "web")
+	if webFor != w2 {
+		t.Fatalf("east's web was restarted for %q, want west's new root %s", short(webFor), short(w2))
+	}
+	// Killed while it waits on the other: neither switches, neither
+	// restarts a workload again.
+	west.crash(t, "waiting for east")
+	east.crash(t, "restarting its workloads for west's root")
+	west.waitRotation(t, 90*time.Second, "waiting for east again", func(st *v1alpha1.RotationStatus) error {
+		if st.SigningRoot != w1 || !strings.Contains(st.Message, "peer east has not propagated it") {
+			return fmt.Errorf("signing under %s", short(st.SigningRoot))
+		}
+		return nil
+	})
+	east.waitRotation(t, 90*time.Second, "still restarting for west's root", func(st *v1alpha1.RotationStatus) error {
+		if st.PeerRoot != w2 || st.PodsBehind != int32(replicas) {
+			return fmt.Errorf("peer root %q, %d behind", short(st.PeerRoot), st.PodsBehind)
+		}
+		return nil
+	})
+	if gotFor, gotAt := east.restartedFor(t, "web"); gotFor != webFor || gotAt != webAt {
+		t.Errorf("east's web restarted again after the crash: %s at %s, was at %s", short(gotFor), gotAt, webAt)
+	}
 
 	// East's API server down: west names it, and still does not switch.
 	down := make(chan error, 1)
@@ -158,15 +199,11 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		return nil
 	})
 
-	// The operator restarts east's pods: east propagates the root, and
-	// west switches, re-issues and drains the old root from both.
+	// The operator resumes east's api: east's issuer restarts it, east
+	// propagates the root, and west switches, re-issues and drains the old
+	// root from both.
 	restarted := time.Now()
-	for _, c := range localcp.LinkerdComponents {
-		east.restart(t, "linkerd-"+c, ns)
-	}
-	for _, name := range []string{"web", "api"} {
-		east.restart(t, name, apps)
-	}
+	east.pause(t, "api", false)
 	east.waitRotation(t, within(2*time.Minute), "west's new root propagated here", func(st *v1alpha1.RotationStatus) error {
 		i := slices.IndexFunc(st.Propagation, func(r v1alpha1.RootPropagation) bool { return r.Fingerprint == w2 })
 		if i < 0 || !st.Propagation[i].Propagated {
@@ -182,6 +219,7 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		return nil
 	})
 	switchedAt := time.Now()
+	west.crash(t, "switched ("+string(switched.Phase)+")")
 	west.waitRotation(t, within(3*time.Minute), "Stable under the new root", func(st *v1alpha1.RotationStatus) error {
 		if st.Phase != v1alpha1.RotationStable || st.SigningRoot != w2 {
 			return fmt.Errorf("not Stable under %s", short(w2))
@@ -226,6 +264,13 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 	if east.anchorRoot(t) != shared || shared == w2 || shared == e1 {
 		t.Fatalf("--all-linked: west names %s, east %s; want one new root", short(shared), short(east.anchorRoot(t)))
 	}
+	east.waitRotation(t, within(2*time.Minute), "propagating the shared root", func(st *v1alpha1.RotationStatus) error {
+		if st.NextRoot != shared {
+			return fmt.Errorf("next root %q", short(st.NextRoot))
+		}
+		return nil
+	})
+	east.crash(t, "propagating the shared root")
 	for _, k := range clusters {
 		k.waitRotation(t, within(4*time.Minute), "Stable under the shared root", func(st *v1alpha1.RotationStatus) error {
 			if st.Phase != v1alpha1.RotationStable || st.SigningRoot != shared {
@@ -243,6 +288,13 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		})
 	}
 	t.Logf("--all-linked: both clusters Stable under one shared root, the old ones drained, %s after the start", time.Since(allStart).Round(time.Second))
+
+	// Unlinked, the clusters no longer trust each other's roots: the
+	// watcher's invariants across the link end here.
+	stopWatching()
+	w.assert(t)
+	asserted = true
+	unlinkMidRotation(t, shared)
 }
 
 // requestsTo is how many requests from's issuer has sent to's API server,
