@@ -127,6 +127,7 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		}
 		return nil
 	})
+	eastRestarted := time.Since(rotated)
 	webFor, webAt := east.restartedFor(t, "web")
 	if webFor != w2 {
 		t.Fatalf("east's web was restarted for %q, want west's new root %s", short(webFor), short(w2))
@@ -236,8 +237,8 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		})
 	}
 	drained := time.Now()
-	t.Logf("west's rotation: its own pods held the new root, waiting for east, %s after the start; east's restarted pods held it %s after the restart; switched (%s) %s later; Stable and drained from both clusters %s after the switch",
-		propagatedHere.Round(time.Second), propagatedThere.Round(time.Second), switched.Phase, switchedAt.Sub(restarted.Add(propagatedThere)).Round(time.Second), drained.Sub(switchedAt).Round(time.Second))
+	t.Logf("west's rotation: its own pods held the new root, waiting for east, %s after the start; east's issuer had restarted all but the paused Deployment for it %s after the start; east's pods all held it %s after the resume; switched (%s) %s later; Stable and drained from both clusters %s after the switch",
+		propagatedHere.Round(time.Second), eastRestarted.Round(time.Second), propagatedThere.Round(time.Second), switched.Phase, switchedAt.Sub(restarted.Add(propagatedThere)).Round(time.Second), drained.Sub(switchedAt).Round(time.Second))
 
 	// Stable, a peer costs a few requests a minute: read every 30 s, two
 	// GETs (its issuer, its trust roots), never a tight loop.

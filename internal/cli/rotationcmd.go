@@ -141,6 +141,9 @@ func rotationStatus(ctx context.Context, g *globals, certificate string) error {
 	if st.NextRoot != "" {
 		fmt.Fprintf(w, "next root\t%s\n", st.NextRoot)
 	}
+	if st.PeerRoot != "" {
+		fmt.Fprintf(w, "peer root\t%s (a linked cluster's: its workloads here are restarted to hold it)\n", st.PeerRoot)
+	}
 	for _, r := range st.RetiringRoots {
 		fmt.Fprintf(w, "retiring root\t%s\n", r.Fingerprint)
 	}
