@@ -79,6 +79,7 @@ func unlinkMidRotation(t *testing.T, shared string) {
 		}
 		return nil
 	})
+	eastUnlinked := time.Now()
 	east.unlink(t)
 	east.waitRotation(t, within(3*time.Minute), "unlinked, Stable under its own new root", func(st *v1alpha1.RotationStatus) error {
 		if st.Phase != v1alpha1.RotationStable || st.SigningRoot != e3 || len(st.Peers) != 0 {
@@ -90,6 +91,6 @@ func unlinkMidRotation(t *testing.T, shared string) {
 		t.Errorf("east: Linkerd's trust roots hold %v once unlinked and drained, want its own root alone", roots)
 	}
 	west.pause(t, "api", false)
-	t.Logf("unlinked mid-rotation: west kept east's root %s after removing the link, until drained; east switched %s after its own removal",
-		gone.Sub(unlinked).Round(time.Second), time.Since(gone).Round(time.Second))
+	t.Logf("unlinked mid-rotation: west kept east's root %s after removing the link, until drained; east was Stable under its new root %s after its own removal",
+		gone.Sub(unlinked).Round(time.Second), time.Since(eastUnlinked).Round(time.Second))
 }

@@ -154,7 +154,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		metrics.Restarted(kind, name)
 	}
 	var after time.Duration
-	if d.Status.Phase != v1alpha1.RotationStable {
+	switch {
+	case d.Status.PeerRoot != "":
+		// Restarting for a peer's root: a workload resumed by hand changes
+		// no pod, so nothing here would wake.
+		after = resync
+	case d.Status.Phase != v1alpha1.RotationStable:
 		after = resyncFor(d.Status.Phase, r.Config.Restarts)
 	}
 	// Nothing here watches a linked cluster.
