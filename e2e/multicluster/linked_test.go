@@ -242,17 +242,22 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 
 	// Stable, a peer costs a few requests a minute: read every 30 s, two
 	// GETs (its issuer, its trust roots), never a tight loop.
-	before, trustedBefore := requestsTo(t, west, east), west.trustedVersion(t)
-	time.Sleep(time.Minute)
-	perMinute := requestsTo(t, west, east) - before
-	// Nor does a read that changes nothing write the trusted set here (each
-	// write wakes the controller, and would again).
-	if v := west.trustedVersion(t); v != trustedBefore {
-		t.Errorf("west's trusted set was written in a minute of Stable (resourceVersion %s → %s)", trustedBefore, v)
+	before, trustedBefore := map[*cluster]float64{}, map[*cluster]string{}
+	for _, k := range clusters {
+		before[k], trustedBefore[k] = requestsTo(t, k, k.peer), k.trustedVersion(t)
 	}
-	t.Logf("west's issuer sent east's API server %.0f requests in a minute of Stable", perMinute)
-	if perMinute > 10 {
-		t.Errorf("west's issuer sent east %.0f requests in a minute of Stable, want a few (4: two GETs every 30 s)", perMinute)
+	time.Sleep(time.Minute)
+	for _, k := range clusters {
+		perMinute := requestsTo(t, k, k.peer) - before[k]
+		// Nor does a read that changes nothing write the trusted set here
+		// (each write wakes the controller, and would again).
+		if v := k.trustedVersion(t); v != trustedBefore[k] {
+			t.Errorf("%s's trusted set was written in a minute of Stable (resourceVersion %s → %s)", k.name, trustedBefore[k], v)
+		}
+		t.Logf("%s's issuer sent %s's API server %.0f requests in a minute of Stable", k.name, k.peer.name, perMinute)
+		if perMinute > 10 {
+			t.Errorf("%s's issuer sent %s %.0f requests in a minute of Stable, want a few (4: two GETs every 30 s)", k.name, k.peer.name, perMinute)
+		}
 	}
 
 	// Rotated all at once: one next root for both; each restarts its own
