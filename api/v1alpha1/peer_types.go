@@ -2,6 +2,11 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+// ConditionLinkedClustersReachable says, on an issuer that names peers,
+// whether every linked cluster could be read: False names those that could
+// not, which block every switch and retire (never the signing).
+const ConditionLinkedClustersReachable = "LinkedClustersReachable"
+
 // RotationPeer is another cluster's issuer, linked to this one for
 // Linkerd multicluster: each keeps the other's roots trusted, and neither
 // switches to a root until the other has propagated it, nor retires one

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 
 	"github.com/linkerd-ca-issuer/linkerd-ca-issuer/api/v1alpha1"
@@ -164,6 +166,9 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 	if st.SigningRoot != w1 {
 		t.Errorf("west switched to %s with east unreachable", short(st.SigningRoot))
 	}
+	if c := meta.FindStatusCondition(west.issuer(t).Status.Conditions, v1alpha1.ConditionLinkedClustersReachable); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "east (") {
+		t.Errorf("west: condition %s = %+v with east down; want False naming east", v1alpha1.ConditionLinkedClustersReachable, c)
+	}
 	if code, out, errOut := west.linkerdCA("check"); code == 0 || !strings.Contains(out+errOut, "linked cluster east cannot be read") {
 		t.Errorf("west: linkerd-ca check with east down: exit %d, want a failure naming east:\n%s%s", code, out, errOut)
 	}
@@ -199,6 +204,9 @@ func TestLinkedClustersRotateTogether(t *testing.T) {
 		}
 		return nil
 	})
+	if c := meta.FindStatusCondition(west.issuer(t).Status.Conditions, v1alpha1.ConditionLinkedClustersReachable); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("west: condition %s = %+v with east read again; want True", v1alpha1.ConditionLinkedClustersReachable, c)
+	}
 
 	// The operator resumes east's api: east's issuer restarts it, east
 	// propagates the root, and west switches, re-issues and drains the old

@@ -2,7 +2,9 @@ package rotator
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,8 +20,10 @@ import (
 // and the TrustRootsSynced condition under the rotation's own field
 // manager.
 func (r *Reconciler) applyStatus(ctx context.Context, iss v1alpha1.GenericIssuer, st v1alpha1.RotationStatus) error {
+	linked := peersCondition(st)
 	if prev := iss.GetStatus().Rotation; prev != nil && equality.Semantic.DeepEqual(*prev, st) &&
-		meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionTrustRootsSynced) != nil {
+		meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionTrustRootsSynced) != nil &&
+		(linked == nil || meta.FindStatusCondition(iss.GetStatus().Conditions, linked.Type) != nil) {
 		return nil
 	}
 	status := metav1.ConditionFalse
@@ -33,12 +37,46 @@ func (r *Reconciler) applyStatus(ctx context.Context, iss v1alpha1.GenericIssuer
 		synced.Status, synced.Reason = metav1.ConditionFalse, "Drift"
 		synced.Message = "Linkerd's trust roots lack " + strings.Join(st.TrustRootsMissing, ", ") + ": make trust-manager's Bundle for them take the trusted set as its only source"
 	}
-	if prev := meta.FindStatusCondition(iss.GetStatus().Conditions, v1alpha1.ConditionTrustRootsSynced); prev != nil && prev.Status == synced.Status {
-		synced.LastTransitionTime = prev.LastTransitionTime
-	} else {
-		synced.LastTransitionTime = metav1.NewTime(r.Clock.Now())
+	conds := []metav1.Condition{rotation, synced}
+	// Left out once no peer is named: the apply then removes it.
+	if linked != nil {
+		conds = append(conds, *linked)
 	}
-	return r.apply(ctx, iss, &st, rotation, synced)
+	for i := 1; i < len(conds); i++ {
+		if prev := meta.FindStatusCondition(iss.GetStatus().Conditions, conds[i].Type); prev != nil && prev.Status == conds[i].Status {
+			conds[i].LastTransitionTime = prev.LastTransitionTime
+		} else {
+			conds[i].LastTransitionTime = metav1.NewTime(r.Clock.Now())
+		}
+	}
+	return r.apply(ctx, iss, &st, conds...)
+}
+
+// peersCondition is the LinkedClustersReachable condition of an issuer
+// that names peers; nil for one that names none.
+func peersCondition(st v1alpha1.RotationStatus) *metav1.Condition {
+	if len(st.Peers) == 0 {
+		return nil
+	}
+	var read, unread []string
+	for _, p := range st.Peers {
+		if p.Reachable {
+			read = append(read, p.Name)
+			continue
+		}
+		why := fmt.Sprintf("%s (%s", p.Name, p.Error)
+		if p.LastRead != nil {
+			why += ", last read " + p.LastRead.UTC().Format(time.RFC3339)
+		}
+		unread = append(unread, why+")")
+	}
+	if len(unread) == 0 {
+		return &metav1.Condition{Type: v1alpha1.ConditionLinkedClustersReachable, Status: metav1.ConditionTrue, Reason: "Read",
+			Message: "every linked cluster was read: " + strings.Join(read, ", ")}
+	}
+	return &metav1.Condition{Type: v1alpha1.ConditionLinkedClustersReachable, Status: metav1.ConditionFalse, Reason: "Unreachable",
+		Message: "linked cluster(s) cannot be read: " + strings.Join(unread, "; ") +
+			": no switch to a new root and no retire until they are read again (the roots they kept stay trusted); signing goes on"}
 }
 
 // refuse says, in the Rotation condition alone, why the issuer's rotation
