@@ -54,17 +54,18 @@ func TestThrottleHoldsBackOnlyCounts(t *testing.T) {
 
 // TestTheRecordLeavesOutWhatEveryReadChanges: the record beside the trusted
 // set holds no peers and no propagation, which change with every read and
-// pod: it would rewrite the set, and wake the controller, each time.
+// pod: it would rewrite the set, and wake the controller, each time. Nor
+// the peer root restarted for, which goes with the restart records.
 func TestTheRecordLeavesOutWhatEveryReadChanges(t *testing.T) {
 	now := metav1.Now()
-	st := v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningRoot: "A",
+	st := v1alpha1.RotationStatus{Phase: v1alpha1.RotationStable, SigningRoot: "A", PeerRoot: "F",
 		Peers:       []v1alpha1.PeerStatus{{Name: "east", Reachable: true, Roots: []string{"E"}, LastRead: &now}},
 		Propagation: []v1alpha1.RootPropagation{{Fingerprint: "E", PodsBehind: 1, PodsTotal: 2}}}
 	rec, err := record(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(rec, "east") || strings.Contains(rec, "propagation") || !strings.Contains(rec, `"signingRoot":"A"`) {
+	if strings.Contains(rec, "east") || strings.Contains(rec, "propagation") || strings.Contains(rec, "peerRoot") || !strings.Contains(rec, `"signingRoot":"A"`) {
 		t.Errorf("record %s", rec)
 	}
 }
